@@ -1,0 +1,43 @@
+//! Database migrations, one file per table, applied in order.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_users_table;
+mod m20261128_000002_create_patients_table;
+mod m20261128_000003_create_doctors_table;
+mod m20261128_000004_create_mappings_table;
+mod m20261128_000005_create_refresh_tokens_table;
+mod m20261128_000006_create_server_settings_table;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261128_000001_create_users_table::Migration),
+            Box::new(m20261128_000002_create_patients_table::Migration),
+            Box::new(m20261128_000003_create_doctors_table::Migration),
+            Box::new(m20261128_000004_create_mappings_table::Migration),
+            Box::new(m20261128_000005_create_refresh_tokens_table::Migration),
+            Box::new(m20261128_000006_create_server_settings_table::Migration),
+        ]
+    }
+}
+
+/// The 64-bit auto-increment primary key every table uses.
+pub(crate) fn id_column<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name)
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
+}
+
+pub(crate) fn timestamp<T: IntoIden>(name: T) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}

@@ -1,0 +1,115 @@
+//! HTTP only: one module per tag, request and response types, no SQL.
+
+pub mod auth;
+pub mod body;
+pub mod doctors;
+pub mod mappings;
+pub mod ops;
+pub mod patients;
+
+use poem_openapi::Tags;
+
+use crate::error::ApiError;
+use crate::store::{DEFAULT_LIMIT, MAX_LIMIT, Page};
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Register, log in, refresh and revoke tokens.
+    Auth,
+    /// Patient records, visible only to the user who created them.
+    Patients,
+    /// The shared directory of doctors.
+    Doctors,
+    /// Which doctors are assigned to which patients.
+    Mappings,
+    /// Health and readiness probes.
+    Operations,
+}
+
+/// `ETag` of a row at a version: a strong validator, quoted.
+pub fn etag(kind: &str, id: i64, version: i64) -> String {
+    format!("\"{kind}-{id}-v{version}\"")
+}
+
+/// The version an `If-Match` header names for this resource. `*` or no
+/// header means "any"; a tag that is not this resource's never matches.
+pub fn if_match_version(header: Option<&str>, kind: &str, id: i64) -> Result<Option<i64>, ApiError> {
+    let Some(header) = header.map(str::trim) else {
+        return Ok(None);
+    };
+    if header == "*" {
+        return Ok(None);
+    }
+    let prefix = format!("\"{kind}-{id}-v");
+    for tag in header.split(',').map(str::trim) {
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        if let Some(v) = tag.strip_prefix(&prefix).and_then(|r| r.strip_suffix('"')) {
+            if let Ok(v) = v.parse::<i64>() {
+                return Ok(Some(v));
+            }
+        }
+    }
+    Err(ApiError::precondition_failed())
+}
+
+/// `limit`/`offset` query values, checked.
+pub fn page(limit: Option<u64>, offset: Option<u64>) -> Result<Page, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::field("limit", format!("Must be between 1 and {MAX_LIMIT}.")));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset > i64::MAX as u64 {
+        return Err(ApiError::field("offset", "Is too large."));
+    }
+    Ok(Page { limit, offset })
+}
+
+/// RFC 8288 `Link` header with `next`/`prev` for a page of `total` rows.
+pub fn link_header(path: &str, page: Page, total: u64) -> Option<String> {
+    let mut links = Vec::new();
+    if page.offset + page.limit < total {
+        links.push(format!(
+            "<{path}?limit={}&offset={}>; rel=\"next\"",
+            page.limit,
+            page.offset + page.limit
+        ));
+    }
+    if page.offset > 0 {
+        links.push(format!(
+            "<{path}?limit={}&offset={}>; rel=\"prev\"",
+            page.limit,
+            page.offset.saturating_sub(page.limit)
+        ));
+    }
+    (!links.is_empty()).then(|| links.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_own_tag_star_and_absence() {
+        assert_eq!(if_match_version(None, "patient", 3).unwrap(), None);
+        assert_eq!(if_match_version(Some("*"), "patient", 3).unwrap(), None);
+        assert_eq!(if_match_version(Some("\"patient-3-v7\""), "patient", 3).unwrap(), Some(7));
+        assert_eq!(if_match_version(Some("W/\"x\", \"patient-3-v2\""), "patient", 3).unwrap(), Some(2));
+    }
+
+    #[test]
+    fn if_match_with_a_foreign_tag_fails() {
+        assert!(if_match_version(Some("\"patient-4-v7\""), "patient", 3).is_err());
+        assert!(if_match_version(Some("\"doctor-3-v7\""), "patient", 3).is_err());
+        assert!(if_match_version(Some("garbage"), "patient", 3).is_err());
+    }
+
+    #[test]
+    fn link_header_has_next_and_prev_only_where_they_exist() {
+        let p = Page { limit: 10, offset: 0 };
+        assert_eq!(link_header("/x", p, 5), None);
+        assert_eq!(link_header("/x", p, 25).unwrap(), "</x?limit=10&offset=10>; rel=\"next\"");
+        let p = Page { limit: 10, offset: 20 };
+        assert_eq!(link_header("/x", p, 25).unwrap(), "</x?limit=10&offset=10>; rel=\"prev\"");
+    }
+}

@@ -1,0 +1,61 @@
+//! Probes and the root redirect.
+
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use sea_orm::DatabaseConnection;
+
+use super::ApiTags;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Object)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+#[derive(ApiResponse)]
+pub enum HealthOk {
+    #[oai(status = 200)]
+    Ok(Json<Health>),
+}
+
+#[derive(ApiResponse)]
+pub enum Redirect {
+    #[oai(status = 302)]
+    Found(PlainText<String>, #[oai(header = "Location")] String),
+}
+
+pub struct OpsApi {
+    pub db: DatabaseConnection,
+}
+
+#[OpenApi(tag = "ApiTags::Operations")]
+impl OpsApi {
+    /// Liveness probe
+    ///
+    /// 200 while the process is up. Does not touch the database.
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
+    async fn healthz(&self) -> HealthOk {
+        HealthOk::Ok(Json(Health { status: "ok".into() }))
+    }
+
+    /// Readiness probe
+    ///
+    /// 200 when the database answers; 503 problem (with `Retry-After`) otherwise.
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
+    async fn readyz(&self) -> ApiResult<HealthOk> {
+        match self.db.ping().await {
+            Ok(()) => Ok(HealthOk::Ok(Json(Health { status: "ok".into() }))),
+            Err(err) => {
+                tracing::warn!(error = %err, "readiness check failed");
+                Err(ApiError::unavailable())
+            }
+        }
+    }
+
+    /// Redirect to the API documentation.
+    #[oai(path = "/", method = "get", hidden)]
+    async fn root(&self) -> Redirect {
+        Redirect::Found(PlainText("See /docs".into()), "/docs".into())
+    }
+}

@@ -1,0 +1,366 @@
+//! `/api/patients/`: the caller's patient records.
+
+use chrono::{DateTime, Utc};
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use sea_orm::DatabaseConnection;
+
+use super::body::{Fields, FromJson, JsonBody};
+use super::doctors::Doctor;
+use super::{ApiTags, etag, if_match_version, link_header, page};
+use crate::auth::BearerAuth;
+use crate::domain::{AGE_MAX, Gender, PATIENT_NAME_MAX, PatientChanges, PatientFields};
+use crate::entity::patient;
+use crate::error::{ApiError, ApiResult};
+use crate::store::patients::{self, ChangeError};
+use crate::store::{self, mappings};
+
+const KIND: &str = "patient";
+const READ_ONLY: &[&str] = &["id", "created_by", "created_at", "updated_at"];
+const GENDERS: [&str; 4] = ["Male", "Female", "Other", "Unknown"];
+
+/// A patient record.
+#[derive(Object, Debug, Clone)]
+#[oai(example)]
+pub struct Patient {
+    /// Server-assigned id.
+    #[oai(read_only)]
+    pub id: i64,
+    /// Full name, 1 to 200 characters.
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Age in years.
+    #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
+    pub age: i32,
+    /// Administrative gender.
+    pub gender: Gender,
+    /// Id of the user who created (and owns) this record.
+    #[oai(read_only)]
+    pub created_by: i64,
+    #[oai(read_only)]
+    pub created_at: DateTime<Utc>,
+    #[oai(read_only)]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Example for Patient {
+    fn example() -> Self {
+        let at = DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap_or_default();
+        Self {
+            id: 1,
+            name: "Alice".into(),
+            age: 30,
+            gender: Gender::Female,
+            created_by: 1,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+impl From<patient::Model> for Patient {
+    fn from(row: patient::Model) -> Self {
+        Self {
+            id: row.id,
+            gender: Gender::parse(&row.gender).unwrap_or(Gender::Unknown),
+            name: row.name,
+            age: row.age,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// The fields a client sets on a patient. Read-only fields (`id`,
+/// `created_by`, `created_at`, `updated_at`) may be sent back and are ignored;
+/// any other unknown field is a 400.
+#[derive(Object, Debug, Clone)]
+#[oai(example)]
+pub struct PatientInput {
+    /// Full name, 1 to 200 characters (trimmed).
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: String,
+    /// Age in years, 0 to 150.
+    #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
+    pub age: i32,
+    /// Administrative gender.
+    pub gender: Gender,
+}
+
+impl Example for PatientInput {
+    fn example() -> Self {
+        Self {
+            name: "Alice".into(),
+            age: 30,
+            gender: Gender::Female,
+        }
+    }
+}
+
+impl FromJson for PatientInput {
+    fn from_json(f: &mut Fields) -> Option<Self> {
+        f.ignore(READ_ONLY);
+        let name = f.string("name", PATIENT_NAME_MAX);
+        let age = f.integer("age", 0, AGE_MAX);
+        let gender = f.choice("gender", Gender::parse, &GENDERS);
+        Some(Self {
+            name: name?,
+            age: i32::try_from(age?).ok()?,
+            gender: gender?,
+        })
+    }
+}
+
+/// A JSON merge patch (RFC 7396) of a patient: only the fields present change.
+#[derive(Object, Debug, Clone)]
+#[oai(example)]
+pub struct PatientPatch {
+    #[oai(validator(min_length = 1, max_length = 200))]
+    pub name: Option<String>,
+    #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
+    pub age: Option<i32>,
+    pub gender: Option<Gender>,
+}
+
+impl Example for PatientPatch {
+    fn example() -> Self {
+        Self {
+            name: None,
+            age: Some(31),
+            gender: None,
+        }
+    }
+}
+
+impl FromJson for PatientPatch {
+    fn from_json(f: &mut Fields) -> Option<Self> {
+        f.ignore(READ_ONLY);
+        let name = f.opt_string("name", PATIENT_NAME_MAX);
+        let age = f.opt_integer("age", 0, AGE_MAX).and_then(|a| i32::try_from(a).ok());
+        let gender = f.opt_choice("gender", Gender::parse, &GENDERS);
+        Some(Self { name, age, gender })
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum PatientCreated {
+    /// The new patient.
+    #[oai(status = 201)]
+    Created(
+        Json<Patient>,
+        /// URL of the new patient.
+        #[oai(header = "Location")]
+        String,
+        #[oai(header = "ETag")] String,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum PatientOk {
+    /// The patient.
+    #[oai(status = 200)]
+    Ok(Json<Patient>, #[oai(header = "ETag")] String),
+}
+
+#[derive(ApiResponse)]
+pub enum PatientList {
+    /// One page of patients, ordered by id.
+    #[oai(status = 200)]
+    Ok(
+        Json<Vec<Patient>>,
+        /// Number of patients in the whole list.
+        #[oai(header = "X-Total-Count")]
+        u64,
+        /// RFC 8288 links to the next and previous pages.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum DoctorList {
+    /// The doctors assigned to the patient.
+    #[oai(status = 200)]
+    Ok(
+        Json<Vec<Doctor>>,
+        #[oai(header = "X-Total-Count")] u64,
+        #[oai(header = "Link")] Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+fn ok(row: patient::Model) -> PatientOk {
+    let tag = etag(KIND, row.id, row.version);
+    PatientOk::Ok(Json(row.into()), tag)
+}
+
+fn change_error(err: ChangeError) -> ApiError {
+    match err {
+        ChangeError::NotFound => ApiError::not_found("Patient"),
+        ChangeError::Stale => ApiError::precondition_failed(),
+        ChangeError::Db(e) => e.into(),
+    }
+}
+
+pub struct PatientsApi {
+    pub db: DatabaseConnection,
+}
+
+#[OpenApi(tag = "ApiTags::Patients")]
+impl PatientsApi {
+    /// Create a patient
+    ///
+    /// Creates a patient owned by the caller. Answers 201 with the patient,
+    /// its URL in `Location` and its `ETag`.
+    #[oai(path = "/api/patients", method = "post", operation_id = "create_patient")]
+    async fn create(&self, auth: BearerAuth, body: JsonBody<PatientInput>) -> ApiResult<PatientCreated> {
+        let input = body.0;
+        let fields = PatientFields {
+            name: input.name,
+            age: input.age,
+            gender: input.gender,
+        };
+        let row = patients::create(&self.db, auth.0.user_id, fields).await?;
+        let location = format!("/api/patients/{}/", row.id);
+        let tag = etag(KIND, row.id, row.version);
+        Ok(PatientCreated::Created(Json(row.into()), location, tag))
+    }
+
+    /// List patients
+    ///
+    /// The caller's patients (every patient for administrators), ordered by
+    /// id, as a plain JSON array. Paginate with `limit` and `offset`; the
+    /// total is in `X-Total-Count` and the neighbouring pages in `Link`.
+    #[oai(path = "/api/patients", method = "get", operation_id = "list_patients")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        /// Page size, 1 to 1000 (default 100).
+        limit: Query<Option<u64>>,
+        /// Rows to skip (default 0).
+        offset: Query<Option<u64>>,
+    ) -> ApiResult<PatientList> {
+        let page = page(limit.0, offset.0)?;
+        let listed = store::patients::list(&self.db, &auth.0, page).await?;
+        let link = link_header("/api/patients/", page, listed.total);
+        let items = listed.items.into_iter().map(Patient::from).collect();
+        Ok(PatientList::Ok(Json(items), listed.total, link))
+    }
+
+    /// Get a patient
+    ///
+    /// 404 when the patient does not exist or belongs to someone else.
+    #[oai(path = "/api/patients/:id", method = "get", operation_id = "get_patient")]
+    async fn get(&self, auth: BearerAuth, id: Path<i64>) -> ApiResult<PatientOk> {
+        match patients::get(&self.db, &auth.0, id.0).await? {
+            Some(row) => Ok(ok(row)),
+            None => Err(ApiError::not_found("Patient")),
+        }
+    }
+
+    /// Replace a patient
+    ///
+    /// Replaces every client-set field. Read-only fields in the body are
+    /// ignored, so a client can GET a patient, change it and PUT it back.
+    /// Send the `ETag` in `If-Match` to refuse (412) if someone else changed
+    /// it in between.
+    #[oai(path = "/api/patients/:id", method = "put", operation_id = "update_patient")]
+    async fn update(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The patient's `ETag`; the update is refused with 412 when it is no longer current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: JsonBody<PatientInput>,
+    ) -> ApiResult<PatientOk> {
+        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
+        let input = body.0;
+        let changes = PatientChanges {
+            name: Some(input.name),
+            age: Some(input.age),
+            gender: Some(input.gender),
+        };
+        let row = patients::update(&self.db, &auth.0, id.0, changes, version)
+            .await
+            .map_err(change_error)?;
+        Ok(ok(row))
+    }
+
+    /// Change some fields of a patient
+    ///
+    /// A JSON merge patch: fields that are absent stay as they are; `null`
+    /// is refused because every field is required.
+    #[oai(path = "/api/patients/:id", method = "patch", operation_id = "patch_patient")]
+    async fn patch(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The patient's `ETag`; the change is refused with 412 when it is no longer current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+        body: JsonBody<PatientPatch>,
+    ) -> ApiResult<PatientOk> {
+        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
+        let input = body.0;
+        let changes = PatientChanges {
+            name: input.name,
+            age: input.age,
+            gender: input.gender,
+        };
+        let row = patients::update(&self.db, &auth.0, id.0, changes, version)
+            .await
+            .map_err(change_error)?;
+        Ok(ok(row))
+    }
+
+    /// Delete a patient
+    ///
+    /// Deletes the patient and its doctor assignments.
+    #[oai(path = "/api/patients/:id", method = "delete", operation_id = "delete_patient")]
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// The patient's `ETag`; the delete is refused with 412 when it is no longer current.
+        #[oai(name = "If-Match")]
+        if_match: Header<Option<String>>,
+    ) -> ApiResult<Deleted> {
+        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
+        patients::delete(&self.db, &auth.0, id.0, version)
+            .await
+            .map_err(change_error)?;
+        Ok(Deleted::NoContent)
+    }
+
+    /// List a patient's doctors
+    ///
+    /// The doctors assigned to one of the caller's patients.
+    #[oai(path = "/api/patients/:id/doctors", method = "get", operation_id = "list_patient_doctors")]
+    async fn doctors(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+        /// Page size, 1 to 1000 (default 100).
+        limit: Query<Option<u64>>,
+        /// Rows to skip (default 0).
+        offset: Query<Option<u64>>,
+    ) -> ApiResult<DoctorList> {
+        let page = page(limit.0, offset.0)?;
+        let listed = mappings::list_for_patient(&self.db, &auth.0, id.0, page)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Patient"))?;
+        let link = link_header(&format!("/api/patients/{}/doctors/", id.0), page, listed.total);
+        let items = listed.items.into_iter().map(|(_, d)| Doctor::from(d)).collect();
+        Ok(DoctorList::Ok(Json(items), listed.total, link))
+    }
+}

@@ -1,0 +1,195 @@
+//! Every setting, read once at start from the command line, the environment
+//! and a `.env` file, and validated before anything else happens.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://healthcare.sqlite3?mode=rwc";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "healthcare",
+    version,
+    about = "Healthcare backend API: patients, doctors and their mappings over REST with JWT auth.",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create an administrator (is_staff) account.
+    Createsuperuser(SuperuserArgs),
+    /// Print the OpenAPI spec (JSON by default).
+    Openapi {
+        /// Print YAML instead of JSON.
+        #[arg(long)]
+        yaml: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SuperuserArgs {
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: String,
+    /// Read the password from standard input instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Database URL: an SQLite file (default) or `postgres://user:pass@host:5432/db`.
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "BIND_ADDR", value_name = "BIND_ADDR", default_value = "127.0.0.1:8000", global = true)]
+    pub bind_addr: SocketAddr,
+
+    /// HS256 signing secret (at least 32 bytes). When unset, a random one is
+    /// generated once and kept in the database.
+    #[arg(long, env = "JWT_SECRET", value_name = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Access-token lifetime in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL", value_name = "ACCESS_TOKEN_TTL", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400), global = true)]
+    pub access_token_ttl: u64,
+
+    /// Refresh-token lifetime in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL", value_name = "REFRESH_TOKEN_TTL", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(60..=31_536_000), global = true)]
+    pub refresh_token_ttl: u64,
+
+    /// Issue a new refresh token on every refresh and revoke the whole family
+    /// when an already-rotated one is presented again.
+    #[arg(long, env = "ROTATE_REFRESH_TOKENS", value_name = "ROTATE_REFRESH_TOKENS", default_value = "false",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub rotate_refresh_tokens: bool,
+
+    /// `iss` claim issued and required.
+    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER", default_value = "healthcare", global = true)]
+    pub jwt_issuer: String,
+
+    /// `aud` claim issued and required.
+    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE", default_value = "healthcare-api", global = true)]
+    pub jwt_audience: String,
+
+    /// Comma-separated browser origins allowed by CORS (none by default).
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_allowed_origins: Vec<String>,
+
+    /// `text` (human-readable) or `json` (one object per line).
+    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing-subscriber EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info", global = true)]
+    pub rust_log: String,
+
+    /// Apply pending migrations when `serve` starts.
+    #[arg(long, env = "AUTO_MIGRATE", value_name = "AUTO_MIGRATE", default_value = "true",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub auto_migrate: bool,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", value_name = "MAX_BODY_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1024..=16_777_216), global = true)]
+    pub max_body_bytes: u64,
+
+    /// Database connection pool size.
+    #[arg(long, env = "DB_MAX_CONNECTIONS", value_name = "DB_MAX_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub db_max_connections: u32,
+
+    /// Seconds to wait for a database connection before answering 503.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT", value_name = "DB_ACQUIRE_TIMEOUT", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=60), global = true)]
+    pub db_acquire_timeout: u64,
+
+    /// Password hashes allowed to run at once (0: one per CPU core).
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", value_name = "PASSWORD_HASH_CONCURRENCY", default_value_t = 0, global = true)]
+    pub password_hash_concurrency: usize,
+
+    /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SHUTDOWN_GRACE", default_value_t = 30, global = true)]
+    pub shutdown_grace: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl Config {
+    /// Checks that clap cannot express as a single value parser.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.jwt_secret {
+            if secret.len() < 32 {
+                return Err(ConfigError {
+                    var: "JWT_SECRET",
+                    message: "must be at least 32 bytes long".into(),
+                });
+            }
+        }
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+            return Err(ConfigError {
+                var: "DATABASE_URL",
+                message: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        for origin in &self.cors_allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(ConfigError {
+                    var: "CORS_ALLOWED_ORIGINS",
+                    message: format!("`{origin}` is not an http(s) origin"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl)
+    }
+
+    pub fn refresh_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl)
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        match self.password_hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// Settings for tests and tools: the defaults, with the given database.
+    pub fn for_database(database_url: &str) -> Self {
+        let mut config = Cli::parse_from(["healthcare"]).config;
+        config.database_url = database_url.to_string();
+        config
+    }
+}

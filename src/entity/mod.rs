@@ -1,0 +1,8 @@
+//! SeaORM entities: the database rows. Never exposed as API types.
+
+pub mod doctor;
+pub mod mapping;
+pub mod patient;
+pub mod refresh_token;
+pub mod server_setting;
+pub mod user;

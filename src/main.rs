@@ -1,0 +1,60 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use healthcare::config::{Cli, Command};
+use healthcare::startup::{AppState, serve};
+use healthcare::{cli, telemetry};
+
+fn parse_cli() -> Result<Cli, ExitCode> {
+    // A `.env` file is optional; real environment variables win over it.
+    let _ = dotenvy::dotenv();
+    Cli::try_parse().map_err(|err| {
+        use clap::error::ErrorKind;
+        match err.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                let _ = err.print();
+                ExitCode::SUCCESS
+            }
+            _ => {
+                // One line naming the variable, not clap's usage block.
+                let text = err.to_string();
+                let first = text.lines().next().unwrap_or("invalid configuration");
+                eprintln!("{first}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    if let Err(err) = cli.config.validate() {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
+    telemetry::init(cli.config.log_format, &cli.config.rust_log);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match AppState::connect(cli.config).await {
+            Ok(state) => serve(state).await.map_err(cli::CliError::from),
+            Err(err) => Err(err.into()),
+        },
+        Command::Migrate => cli::migrate(&cli.config).await.map(|()| {
+            tracing::info!("migrations applied");
+        }),
+        Command::Createsuperuser(args) => cli::createsuperuser(cli.config, args).await.map(|id| {
+            println!("Superuser created with id {id}.");
+        }),
+        Command::Openapi { yaml } => cli::openapi(cli.config, yaml).map(|spec| println!("{spec}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Doctors are a shared directory: everyone reads them, only their creator
+//! (or an administrator) changes or deletes them.
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::{Listed, Page};
+use crate::auth::Principal;
+use crate::domain::{DoctorChanges, DoctorFields};
+use crate::entity::doctor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("not found")]
+    NotFound,
+    #[error("not the creator")]
+    Forbidden,
+    #[error("version mismatch")]
+    Stale,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Who may change or delete a doctor.
+pub fn may_change(principal: &Principal, doctor: &doctor::Model) -> bool {
+    principal.is_staff || doctor.created_by == principal.user_id
+}
+
+pub async fn create(db: &DatabaseConnection, owner: i64, fields: DoctorFields) -> Result<doctor::Model, DbErr> {
+    let now = Utc::now();
+    doctor::ActiveModel {
+        name: Set(fields.name),
+        specialization: Set(fields.specialization),
+        created_by: Set(owner),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn list(db: &DatabaseConnection, page: Page) -> Result<Listed<doctor::Model>, DbErr> {
+    let query = doctor::Entity::find();
+    let total = query.clone().count(db).await?;
+    let items = query
+        .order_by_asc(doctor::Column::Id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .all(db)
+        .await?;
+    Ok(Listed { items, total })
+}
+
+pub async fn get(db: &DatabaseConnection, id: i64) -> Result<Option<doctor::Model>, DbErr> {
+    doctor::Entity::find_by_id(id).one(db).await
+}
+
+/// Checks the caller may change the doctor and that it is still at
+/// `if_version`; returns it as it is now.
+async fn check_change(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: i64,
+    if_version: Option<i64>,
+) -> Result<doctor::Model, ChangeError> {
+    let current = get(db, id).await?.ok_or(ChangeError::NotFound)?;
+    if !may_change(principal, &current) {
+        return Err(ChangeError::Forbidden);
+    }
+    if if_version.is_some_and(|v| v != current.version) {
+        return Err(ChangeError::Stale);
+    }
+    Ok(current)
+}
+
+pub async fn update(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: i64,
+    changes: DoctorChanges,
+    if_version: Option<i64>,
+) -> Result<doctor::Model, ChangeError> {
+    let current = check_change(db, principal, id, if_version).await?;
+    let mut update = doctor::Entity::update_many()
+        .col_expr(doctor::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(doctor::Column::Version, Expr::col(doctor::Column::Version).add(1))
+        .filter(doctor::Column::Id.eq(id))
+        // The version read above must still hold: a concurrent change loses.
+        .filter(doctor::Column::Version.eq(current.version));
+    if let Some(name) = changes.name {
+        update = update.col_expr(doctor::Column::Name, Expr::value(name));
+    }
+    if let Some(specialization) = changes.specialization {
+        update = update.col_expr(doctor::Column::Specialization, Expr::value(specialization));
+    }
+    let mut rows = update.exec_with_returning(db).await?;
+    match rows.pop() {
+        Some(row) => Ok(row),
+        None if if_version.is_some() => Err(ChangeError::Stale),
+        None => match get(db, id).await? {
+            Some(_) => Err(ChangeError::Stale),
+            None => Err(ChangeError::NotFound),
+        },
+    }
+}
+
+/// Deletes the doctor (its mappings go with it, by foreign-key cascade).
+pub async fn delete(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: i64,
+    if_version: Option<i64>,
+) -> Result<(), ChangeError> {
+    let current = check_change(db, principal, id, if_version).await?;
+    let result = doctor::Entity::delete_many()
+        .filter(doctor::Column::Id.eq(id))
+        .filter(doctor::Column::Version.eq(current.version))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 1 {
+        Ok(())
+    } else if if_version.is_some() {
+        Err(ChangeError::Stale)
+    } else {
+        // Changed or deleted between the check and the delete: try once more.
+        Box::pin(delete(db, principal, id, None)).await
+    }
+}

@@ -1,0 +1,131 @@
+//! Patients belong to the user who created them. Every query here is scoped
+//! to the caller (administrators see all), so that another user's patient is
+//! indistinguishable from one that does not exist.
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select,
+};
+
+use super::{Listed, Page, owner_filter};
+use crate::auth::Principal;
+use crate::domain::{PatientChanges, PatientFields};
+use crate::entity::patient;
+
+/// Why a change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("not found")]
+    NotFound,
+    #[error("version mismatch")]
+    Stale,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+fn visible(principal: &Principal) -> Select<patient::Entity> {
+    let query = patient::Entity::find();
+    match owner_filter(principal) {
+        Some(owner) => query.filter(patient::Column::CreatedBy.eq(owner)),
+        None => query,
+    }
+}
+
+pub async fn create(db: &DatabaseConnection, owner: i64, fields: PatientFields) -> Result<patient::Model, DbErr> {
+    let now = Utc::now();
+    patient::ActiveModel {
+        name: Set(fields.name),
+        age: Set(fields.age),
+        gender: Set(fields.gender.as_str().to_string()),
+        created_by: Set(owner),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn list(db: &DatabaseConnection, principal: &Principal, page: Page) -> Result<Listed<patient::Model>, DbErr> {
+    let query = visible(principal);
+    let total = query.clone().count(db).await?;
+    let items = query
+        .order_by_asc(patient::Column::Id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .all(db)
+        .await?;
+    Ok(Listed { items, total })
+}
+
+pub async fn get(db: &DatabaseConnection, principal: &Principal, id: i64) -> Result<Option<patient::Model>, DbErr> {
+    visible(principal).filter(patient::Column::Id.eq(id)).one(db).await
+}
+
+/// Applies `changes` when the patient is visible to the caller and, when
+/// `if_version` is given, still at that version. One statement, so two
+/// concurrent writers with the same `If-Match` cannot both win.
+pub async fn update(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: i64,
+    changes: PatientChanges,
+    if_version: Option<i64>,
+) -> Result<patient::Model, ChangeError> {
+    let mut update = patient::Entity::update_many()
+        .col_expr(patient::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(patient::Column::Version, Expr::col(patient::Column::Version).add(1))
+        .filter(patient::Column::Id.eq(id));
+    if let Some(owner) = owner_filter(principal) {
+        update = update.filter(patient::Column::CreatedBy.eq(owner));
+    }
+    if let Some(version) = if_version {
+        update = update.filter(patient::Column::Version.eq(version));
+    }
+    if let Some(name) = changes.name {
+        update = update.col_expr(patient::Column::Name, Expr::value(name));
+    }
+    if let Some(age) = changes.age {
+        update = update.col_expr(patient::Column::Age, Expr::value(age));
+    }
+    if let Some(gender) = changes.gender {
+        update = update.col_expr(patient::Column::Gender, Expr::value(gender.as_str()));
+    }
+    let mut rows = update.exec_with_returning(db).await?;
+    match rows.pop() {
+        Some(row) => Ok(row),
+        None => Err(missing_or_stale(db, principal, id).await),
+    }
+}
+
+async fn missing_or_stale(db: &DatabaseConnection, principal: &Principal, id: i64) -> ChangeError {
+    match get(db, principal, id).await {
+        Ok(Some(_)) => ChangeError::Stale,
+        Ok(None) => ChangeError::NotFound,
+        Err(err) => ChangeError::Db(err),
+    }
+}
+
+/// Deletes the patient (its mappings go with it, by foreign-key cascade).
+pub async fn delete(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: i64,
+    if_version: Option<i64>,
+) -> Result<(), ChangeError> {
+    let mut delete = patient::Entity::delete_many().filter(patient::Column::Id.eq(id));
+    if let Some(owner) = owner_filter(principal) {
+        delete = delete.filter(patient::Column::CreatedBy.eq(owner));
+    }
+    if let Some(version) = if_version {
+        delete = delete.filter(patient::Column::Version.eq(version));
+    }
+    if delete.exec(db).await?.rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(missing_or_stale(db, principal, id).await)
+    }
+}

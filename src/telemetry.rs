@@ -1,0 +1,82 @@
+//! Logging: tracing-subscriber set-up and one log line per request.
+
+use std::time::Instant;
+
+use poem::http::HeaderValue;
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use tracing::Instrument;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Installs the global subscriber: human-readable text or one JSON object
+/// per line, filtered by `RUST_LOG` syntax.
+pub fn init(format: LogFormat, filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+    // Already installed (tests build many apps in one process): keep it.
+    drop(result);
+}
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A request id from the client is kept when it is short and plain.
+fn sane_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+/// Gives every request an `X-Request-Id` and logs one line when it ends:
+/// method, path (never the query, which may hold patient names), status,
+/// latency, request id and user id.
+pub struct RequestLog;
+
+impl<E: Endpoint> Middleware<E> for RequestLog {
+    type Output = RequestLogEndpoint<E>;
+
+    fn transform(&self, ep: E) -> Self::Output {
+        RequestLogEndpoint { inner: ep }
+    }
+}
+
+pub struct RequestLogEndpoint<E> {
+    inner: E,
+}
+
+impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let request_id = req
+            .headers()
+            .get(REQUEST_ID)
+            .and_then(sane_request_id)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            req.headers_mut().insert(REQUEST_ID, v);
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let span = tracing::info_span!("request", request_id = %request_id, user_id = tracing::field::Empty);
+        let started = Instant::now();
+        let result = self.inner.call(req).instrument(span.clone()).await;
+        let mut resp = match result {
+            Ok(resp) => resp.into_response(),
+            Err(err) => err.into_response(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(REQUEST_ID, v);
+        }
+        let status = resp.status().as_u16();
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        span.in_scope(|| {
+            tracing::info!(%method, %path, status, latency_ms = format_args!("{latency_ms:.2}"), "request");
+        });
+        Ok(resp)
+    }
+}
