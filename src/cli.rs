@@ -23,11 +23,20 @@ pub enum CliError {
 pub fn openapi(config: Config, yaml: bool) -> Result<String, CliError> {
     let state = AppState::offline(config)?;
     let service = api_service(&state);
-    Ok(if yaml { service.spec_yaml() } else { service.spec() })
+    Ok(if yaml {
+        service.spec_yaml()
+    } else {
+        service.spec()
+    })
 }
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
-    let db = store::connect(&config.database_url, 1, std::time::Duration::from_secs(config.db_acquire_timeout)).await?;
+    let db = store::connect(
+        &config.database_url,
+        1,
+        std::time::Duration::from_secs(config.db_acquire_timeout),
+    )
+    .await?;
     store::migrate(&db).await?;
     db.close().await?;
     Ok(())
@@ -53,12 +62,16 @@ pub async fn createsuperuser(mut config: Config, args: SuperuserArgs) -> Result<
     check_username(&username).map_err(|e| CliError::Invalid(format!("username: {e}")))?;
     check_email(&email).map_err(|e| CliError::Invalid(format!("email: {e}")))?;
     let password = read_password(args.password_stdin)?;
-    check_strength(&password, &[&username, &email]).map_err(|e| CliError::Invalid(format!("password: {e}")))?;
+    check_strength(&password, &[&username, &email])
+        .map_err(|e| CliError::Invalid(format!("password: {e}")))?;
     config.db_max_connections = 2;
     let state = AppState::connect(config).await?;
     let taken = users::taken_fields(&state.db, &username, &email).await?;
     if !taken.is_empty() {
-        return Err(CliError::Invalid(format!("{} already taken", taken.join(" and "))));
+        return Err(CliError::Invalid(format!(
+            "{} already taken",
+            taken.join(" and ")
+        )));
     }
     let password_hash = state
         .hasher

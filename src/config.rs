@@ -63,12 +63,24 @@ pub struct Config {
     pub database_url: String,
 
     /// Address and port to listen on.
-    #[arg(long, env = "BIND_ADDR", value_name = "BIND_ADDR", default_value = "127.0.0.1:8000", global = true)]
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        value_name = "BIND_ADDR",
+        default_value = "127.0.0.1:8000",
+        global = true
+    )]
     pub bind_addr: SocketAddr,
 
     /// HS256 signing secret (at least 32 bytes). When unset, a random one is
     /// generated once and kept in the database.
-    #[arg(long, env = "JWT_SECRET", value_name = "JWT_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "JWT_SECRET",
+        value_name = "JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub jwt_secret: Option<String>,
 
     /// Access-token lifetime in seconds.
@@ -88,23 +100,54 @@ pub struct Config {
     pub rotate_refresh_tokens: bool,
 
     /// `iss` claim issued and required.
-    #[arg(long, env = "JWT_ISSUER", value_name = "JWT_ISSUER", default_value = "healthcare", global = true)]
+    #[arg(
+        long,
+        env = "JWT_ISSUER",
+        value_name = "JWT_ISSUER",
+        default_value = "healthcare",
+        global = true
+    )]
     pub jwt_issuer: String,
 
     /// `aud` claim issued and required.
-    #[arg(long, env = "JWT_AUDIENCE", value_name = "JWT_AUDIENCE", default_value = "healthcare-api", global = true)]
+    #[arg(
+        long,
+        env = "JWT_AUDIENCE",
+        value_name = "JWT_AUDIENCE",
+        default_value = "healthcare-api",
+        global = true
+    )]
     pub jwt_audience: String,
 
     /// Comma-separated browser origins allowed by CORS (none by default).
-    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "CORS_ALLOWED_ORIGINS",
+        value_name = "CORS_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
     pub cors_allowed_origins: Vec<String>,
 
     /// `text` (human-readable) or `json` (one object per line).
-    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 
     /// Log filter (tracing-subscriber EnvFilter syntax).
-    #[arg(long, env = "RUST_LOG", value_name = "RUST_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info",
+        global = true
+    )]
     pub rust_log: String,
 
     /// Apply pending migrations when `serve` starts.
@@ -128,11 +171,23 @@ pub struct Config {
     pub db_acquire_timeout: u64,
 
     /// Password hashes allowed to run at once (0: one per CPU core).
-    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", value_name = "PASSWORD_HASH_CONCURRENCY", default_value_t = 0, global = true)]
+    #[arg(
+        long,
+        env = "PASSWORD_HASH_CONCURRENCY",
+        value_name = "PASSWORD_HASH_CONCURRENCY",
+        default_value_t = 0,
+        global = true
+    )]
     pub password_hash_concurrency: usize,
 
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
-    #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SHUTDOWN_GRACE", default_value_t = 30, global = true)]
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE",
+        value_name = "SHUTDOWN_GRACE",
+        default_value_t = 30,
+        global = true
+    )]
     pub shutdown_grace: u64,
 }
 
@@ -154,7 +209,8 @@ impl Config {
                 });
             }
         }
-        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres")) {
+        if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
+        {
             return Err(ConfigError {
                 var: "DATABASE_URL",
                 message: "must start with sqlite: or postgres://".into(),

@@ -69,9 +69,14 @@ pub fn check_username(s: &str) -> Result<(), String> {
         return Err("This field may not be blank.".into());
     }
     if s.chars().count() > USERNAME_MAX {
-        return Err(format!("Ensure this field has no more than {USERNAME_MAX} characters."));
+        return Err(format!(
+            "Ensure this field has no more than {USERNAME_MAX} characters."
+        ));
     }
-    if !s.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c)) {
+    if !s
+        .chars()
+        .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+    {
         return Err("Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.".into());
     }
     Ok(())
@@ -82,13 +87,18 @@ pub fn check_email(s: &str) -> Result<(), String> {
         return Err("This field may not be blank.".into());
     }
     if s.chars().count() > EMAIL_MAX {
-        return Err(format!("Ensure this field has no more than {EMAIL_MAX} characters."));
+        return Err(format!(
+            "Ensure this field has no more than {EMAIL_MAX} characters."
+        ));
     }
     // email_address follows RFC 5322; also require a dot-separated domain as
     // every deliverable address has.
-    let valid = email_address::EmailAddress::parse_with_options(s, email_address::Options::default().without_display_text())
-        .ok()
-        .is_some_and(|e| e.domain().contains('.') && !e.domain().starts_with('['));
+    let valid = email_address::EmailAddress::parse_with_options(
+        s,
+        email_address::Options::default().without_display_text(),
+    )
+    .ok()
+    .is_some_and(|e| e.domain().contains('.') && !e.domain().starts_with('['));
     if valid {
         Ok(())
     } else {

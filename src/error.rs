@@ -256,7 +256,10 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
 }
 
 pub fn is_foreign_key_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::ForeignKeyConstraintViolation(_)))
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
 }
 
 /// Connection-level failures: the pool timed out or the server went away.
@@ -337,8 +340,12 @@ impl<E> ProblemCatchAllEndpoint<E> {
         let (parts, body) = resp.into_parts();
         let detail = match status {
             StatusCode::NOT_FOUND => "No such resource.".to_string(),
-            StatusCode::METHOD_NOT_ALLOWED => "This method is not allowed on this resource.".to_string(),
-            StatusCode::UNAUTHORIZED => "Authentication credentials were not provided or are invalid.".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "This method is not allowed on this resource.".to_string()
+            }
+            StatusCode::UNAUTHORIZED => {
+                "Authentication credentials were not provided or are invalid.".to_string()
+            }
             StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_string(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 "The request body must be JSON (Content-Type: application/json).".to_string()
@@ -360,9 +367,13 @@ impl<E> ProblemCatchAllEndpoint<E> {
                 out.headers_mut().insert(name, v.clone());
             }
         }
-        if status == StatusCode::UNAUTHORIZED && !out.headers().contains_key(header::WWW_AUTHENTICATE) {
-            out.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(BEARER_CHALLENGE));
+        if status == StatusCode::UNAUTHORIZED
+            && !out.headers().contains_key(header::WWW_AUTHENTICATE)
+        {
+            out.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BEARER_CHALLENGE),
+            );
         }
         if status == StatusCode::METHOD_NOT_ALLOWED {
             if let Some(allow) = self.allowed.allow_header(path) {
@@ -379,6 +390,10 @@ impl<E> ProblemCatchAllEndpoint<E> {
 /// ("failed to parse path `id`: ..."); keep them, capitalised as a sentence.
 fn clean_poem_message(text: &str) -> String {
     let text = text.trim();
+    // Every path parameter of this API is a 64-bit id.
+    if text.starts_with("failed to parse path") {
+        return "The id in the URL must be a whole number.".to_string();
+    }
     let mut chars = text.chars();
     let mut out = match chars.next() {
         Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),

@@ -11,7 +11,9 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|err| {
         use clap::error::ErrorKind;
         match err.kind() {
-            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                 let _ = err.print();
                 ExitCode::SUCCESS
             }

@@ -38,7 +38,10 @@ pub enum StartError {
     #[error("password hasher: {0}")]
     Hasher(#[from] crate::auth::password::HashError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -82,7 +85,13 @@ impl AppState {
 
     /// A state with no database, enough to describe the API (`healthcare openapi`).
     pub fn offline(config: Config) -> Result<Self, StartError> {
-        let keys = JwtKeys::new(b"offline", "offline", "offline", config.access_ttl(), config.refresh_ttl());
+        let keys = JwtKeys::new(
+            b"offline",
+            "offline",
+            "offline",
+            config.access_ttl(),
+            config.refresh_ttl(),
+        );
         Ok(Self {
             db: DatabaseConnection::default(),
             keys,
@@ -110,7 +119,9 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
     let db = state.db.clone();
     OpenApiService::new(
         (
-            AuthApi { state: state.clone() },
+            AuthApi {
+                state: state.clone(),
+            },
             PatientsApi { db: db.clone() },
             DoctorsApi { db: db.clone() },
             MappingsApi { db: db.clone() },
@@ -134,7 +145,11 @@ impl AllowedMethods {
         let mut routes = Vec::new();
         if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
             for (path, ops) in paths {
-                let segments = path.trim_matches('/').split('/').map(str::to_string).collect();
+                let segments = path
+                    .trim_matches('/')
+                    .split('/')
+                    .map(str::to_string)
+                    .collect();
                 let mut methods: Vec<String> = ops
                     .as_object()
                     .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
@@ -173,9 +188,18 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
             .config
             .cors_allowed_origins
             .iter()
-            .fold(Cors::new(), |cors, origin| cors.allow_origin(origin.as_str()))
+            .fold(Cors::new(), |cors, origin| {
+                cors.allow_origin(origin.as_str())
+            })
             .allow_credentials(false)
-            .expose_headers(["Location", "ETag", "X-Total-Count", "Link", "X-Request-Id", "Retry-After"])
+            .expose_headers([
+                "Location",
+                "ETag",
+                "X-Total-Count",
+                "Link",
+                "X-Request-Id",
+                "Retry-After",
+            ])
     });
     Route::new()
         .nest("/docs", docs)
@@ -183,7 +207,9 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
         .at("/openapi.yaml", spec_yaml)
         .nest("/", api)
         .data(state.keys.clone())
-        .data(BodyLimit(usize::try_from(state.config.max_body_bytes).unwrap_or(65_536)))
+        .data(BodyLimit(
+            usize::try_from(state.config.max_body_bytes).unwrap_or(65_536),
+        ))
         .with(CatchPanic::new())
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .with(NormalizePath::new(TrailingSlash::Trim))

@@ -14,12 +14,26 @@ impl MigrationTrait for Migration {
                     .table(Users::Table)
                     .col(id_column(Users::Id))
                     .col(ColumnDef::new(Users::Username).string_len(150).not_null())
-                    .col(ColumnDef::new(Users::UsernameKey).string_len(150).not_null())
+                    .col(
+                        ColumnDef::new(Users::UsernameKey)
+                            .string_len(150)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Users::Email).string_len(254).not_null())
                     .col(ColumnDef::new(Users::EmailKey).string_len(254).not_null())
                     .col(ColumnDef::new(Users::PasswordHash).string().not_null())
-                    .col(ColumnDef::new(Users::IsStaff).boolean().not_null().default(false))
-                    .col(ColumnDef::new(Users::IsActive).boolean().not_null().default(true))
+                    .col(
+                        ColumnDef::new(Users::IsStaff)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(
+                        ColumnDef::new(Users::IsActive)
+                            .boolean()
+                            .not_null()
+                            .default(true),
+                    )
                     .col(timestamp(Users::DateJoined))
                     .to_owned(),
             )
@@ -47,7 +61,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Users::Table).to_owned())
+            .await
     }
 }
 

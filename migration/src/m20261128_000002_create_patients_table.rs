@@ -20,7 +20,12 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Patients::CreatedBy).big_integer().not_null())
                     .col(timestamp(Patients::CreatedAt))
                     .col(timestamp(Patients::UpdatedAt))
-                    .col(ColumnDef::new(Patients::Version).big_integer().not_null().default(1))
+                    .col(
+                        ColumnDef::new(Patients::Version)
+                            .big_integer()
+                            .not_null()
+                            .default(1),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_patients_created_by")
@@ -45,7 +50,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Patients::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Patients::Table).to_owned())
+            .await
     }
 }
 

@@ -15,11 +15,20 @@ impl MigrationTrait for Migration {
                     .table(Doctors::Table)
                     .col(id_column(Doctors::Id))
                     .col(ColumnDef::new(Doctors::Name).string_len(200).not_null())
-                    .col(ColumnDef::new(Doctors::Specialization).string_len(100).not_null())
+                    .col(
+                        ColumnDef::new(Doctors::Specialization)
+                            .string_len(100)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(Doctors::CreatedBy).big_integer().not_null())
                     .col(timestamp(Doctors::CreatedAt))
                     .col(timestamp(Doctors::UpdatedAt))
-                    .col(ColumnDef::new(Doctors::Version).big_integer().not_null().default(1))
+                    .col(
+                        ColumnDef::new(Doctors::Version)
+                            .big_integer()
+                            .not_null()
+                            .default(1),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_doctors_created_by")
@@ -42,7 +51,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Doctors::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Doctors::Table).to_owned())
+            .await
     }
 }
 

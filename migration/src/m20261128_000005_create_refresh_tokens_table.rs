@@ -14,12 +14,32 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(RefreshTokens::Table)
                     .col(id_column(RefreshTokens::Id))
-                    .col(ColumnDef::new(RefreshTokens::JtiHash).string_len(64).not_null())
-                    .col(ColumnDef::new(RefreshTokens::UserId).big_integer().not_null())
-                    .col(ColumnDef::new(RefreshTokens::Family).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(RefreshTokens::JtiHash)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(RefreshTokens::UserId)
+                            .big_integer()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(RefreshTokens::Family)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(timestamp(RefreshTokens::ExpiresAt))
-                    .col(ColumnDef::new(RefreshTokens::RevokedAt).timestamp_with_time_zone().null())
-                    .col(ColumnDef::new(RefreshTokens::RotatedAt).timestamp_with_time_zone().null())
+                    .col(
+                        ColumnDef::new(RefreshTokens::RevokedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(RefreshTokens::RotatedAt)
+                            .timestamp_with_time_zone()
+                            .null(),
+                    )
                     .col(timestamp(RefreshTokens::CreatedAt))
                     .foreign_key(
                         ForeignKey::create()
@@ -62,7 +82,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(RefreshTokens::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(RefreshTokens::Table).to_owned())
+            .await
     }
 }
 

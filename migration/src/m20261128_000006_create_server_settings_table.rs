@@ -10,7 +10,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ServerSettings::Table)
-                    .col(ColumnDef::new(ServerSettings::Key).string_len(64).not_null().primary_key())
+                    .col(
+                        ColumnDef::new(ServerSettings::Key)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(ServerSettings::Value).text().not_null())
                     .to_owned(),
             )
@@ -18,7 +23,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(ServerSettings::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(ServerSettings::Table).to_owned())
+            .await
     }
 }
 

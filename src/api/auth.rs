@@ -95,7 +95,10 @@ impl FromJson for RegisterInput {
             f.error("email", e);
         }
         if let Some(password) = &password {
-            let context: Vec<&str> = [username.as_deref(), email.as_deref()].into_iter().flatten().collect();
+            let context: Vec<&str> = [username.as_deref(), email.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
             if let Err(e) = check_strength(password, &context) {
                 f.error("password", e);
             }
@@ -286,7 +289,14 @@ impl AuthApi {
         let refresh = keys
             .issue(user.id, user.is_staff, TokenType::Refresh)
             .map_err(Self::issue_error)?;
-        refresh_tokens::record(&self.state.db, user.id, &refresh.jti, family, refresh.expires_at).await?;
+        refresh_tokens::record(
+            &self.state.db,
+            user.id,
+            &refresh.jti,
+            family,
+            refresh.expires_at,
+        )
+        .await?;
         Ok(TokenPair {
             access: access.token,
             refresh: refresh.token,
@@ -301,7 +311,11 @@ impl AuthApi {
     /// Creates an account. Usernames and emails are unique ignoring case
     /// (409 when taken). Passwords must be 8 to 128 characters and not easy
     /// to guess; the 400 says why one was refused.
-    #[oai(path = "/api/auth/register", method = "post", operation_id = "register")]
+    #[oai(
+        path = "/api/auth/register",
+        method = "post",
+        operation_id = "register"
+    )]
     async fn register(&self, body: JsonBody<RegisterInput>) -> ApiResult<Registered> {
         let input = body.0;
         let db = &self.state.db;
@@ -324,7 +338,10 @@ impl AuthApi {
         match users::create(db, new).await {
             Ok(row) => {
                 tracing::info!(user_id = row.id, "user registered");
-                Ok(Registered::Created(Json(row.into()), "/api/auth/me/".into()))
+                Ok(Registered::Created(
+                    Json(row.into()),
+                    "/api/auth/me/".into(),
+                ))
             }
             Err(users::CreateUserError::Taken(fields)) => Err(taken_error(&fields)),
             Err(users::CreateUserError::Db(e)) => Err(e.into()),
@@ -342,7 +359,10 @@ impl AuthApi {
         let verified = self
             .state
             .hasher
-            .verify(input.password, user.as_ref().map(|u| u.password_hash.clone()))
+            .verify(
+                input.password,
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
             .await
             .map_err(|e| ApiError::internal("verifying a password", e))?;
         let user = match user {
@@ -364,7 +384,11 @@ impl AuthApi {
     /// rotation is on, also returns a new refresh token and spends the old
     /// one; presenting a spent one again revokes every token descended from
     /// the same login.
-    #[oai(path = "/api/auth/token/refresh", method = "post", operation_id = "refresh_token")]
+    #[oai(
+        path = "/api/auth/token/refresh",
+        method = "post",
+        operation_id = "refresh_token"
+    )]
     async fn refresh(&self, body: JsonBody<RefreshInput>) -> ApiResult<RefreshOk> {
         let state = &self.state;
         let claims = state
@@ -380,10 +404,15 @@ impl AuthApi {
             .filter(|u| u.is_active)
             .ok_or_else(|| ApiError::unauthorized(BAD_REFRESH))?;
         let reused = record.rotated_at.is_some()
-            || (state.config.rotate_refresh_tokens && !refresh_tokens::mark_rotated(&state.db, record.id).await?);
+            || (state.config.rotate_refresh_tokens
+                && !refresh_tokens::mark_rotated(&state.db, record.id).await?);
         if reused {
             let revoked = refresh_tokens::revoke_family(&state.db, &record.family).await?;
-            tracing::warn!(user_id = user.id, revoked, "rotated refresh token reused; family revoked");
+            tracing::warn!(
+                user_id = user.id,
+                revoked,
+                "rotated refresh token reused; family revoked"
+            );
             return Err(ApiError::unauthorized(BAD_REFRESH));
         }
         if state.config.rotate_refresh_tokens {
@@ -419,17 +448,27 @@ impl AuthApi {
             .await?
             .ok_or_else(|| ApiError::unauthorized(BAD_REFRESH))?;
         let revoked = refresh_tokens::revoke_family(&state.db, &record.family).await?;
-        tracing::info!(user_id = record.user_id, revoked, "refresh tokens revoked at logout");
+        tracing::info!(
+            user_id = record.user_id,
+            revoked,
+            "refresh tokens revoked at logout"
+        );
         Ok(Done::NoContent)
     }
 
     /// The current user
-    #[oai(path = "/api/auth/me", method = "get", operation_id = "get_current_user")]
+    #[oai(
+        path = "/api/auth/me",
+        method = "get",
+        operation_id = "get_current_user"
+    )]
     async fn me(&self, auth: BearerAuth) -> ApiResult<MeOk> {
         let user = users::find(&self.state.db, auth.0.user_id)
             .await?
             .filter(|u| u.is_active)
-            .ok_or_else(|| ApiError::invalid_token("The user of this token no longer exists or is inactive."))?;
+            .ok_or_else(|| {
+                ApiError::invalid_token("The user of this token no longer exists or is inactive.")
+            })?;
         Ok(MeOk::Ok(Json(user.into())))
     }
 
@@ -437,21 +476,34 @@ impl AuthApi {
     ///
     /// Needs the current password. Revokes every refresh token of the user,
     /// so every other session must log in again.
-    #[oai(path = "/api/auth/password", method = "post", operation_id = "change_password")]
-    async fn change_password(&self, auth: BearerAuth, body: JsonBody<PasswordChangeInput>) -> ApiResult<Done> {
+    #[oai(
+        path = "/api/auth/password",
+        method = "post",
+        operation_id = "change_password"
+    )]
+    async fn change_password(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<PasswordChangeInput>,
+    ) -> ApiResult<Done> {
         let state = &self.state;
         let input = body.0;
         let user = users::find(&state.db, auth.0.user_id)
             .await?
             .filter(|u| u.is_active)
-            .ok_or_else(|| ApiError::invalid_token("The user of this token no longer exists or is inactive."))?;
+            .ok_or_else(|| {
+                ApiError::invalid_token("The user of this token no longer exists or is inactive.")
+            })?;
         let verified = state
             .hasher
             .verify(input.old_password, Some(user.password_hash.clone()))
             .await
             .map_err(|e| ApiError::internal("verifying a password", e))?;
         if !verified {
-            return Err(ApiError::field("old_password", "Your old password was entered incorrectly."));
+            return Err(ApiError::field(
+                "old_password",
+                "Your old password was entered incorrectly.",
+            ));
         }
         if let Err(e) = check_strength(&input.new_password, &[&user.username, &user.email]) {
             return Err(ApiError::field("new_password", e));
@@ -463,7 +515,11 @@ impl AuthApi {
             .map_err(|e| ApiError::internal("hashing a password", e))?;
         users::set_password(&state.db, user.id, hash).await?;
         let revoked = refresh_tokens::revoke_user(&state.db, user.id).await?;
-        tracing::info!(user_id = user.id, revoked, "password changed; refresh tokens revoked");
+        tracing::info!(
+            user_id = user.id,
+            revoked,
+            "password changed; refresh tokens revoked"
+        );
         Ok(Done::NoContent)
     }
 }
@@ -471,7 +527,10 @@ impl AuthApi {
 fn taken_error(fields: &[&str]) -> ApiError {
     let mut errors = FieldErrors::new();
     for field in fields {
-        errors.insert((*field).to_string(), vec![format!("A user with that {field} already exists.")]);
+        errors.insert(
+            (*field).to_string(),
+            vec![format!("A user with that {field} already exists.")],
+        );
     }
     ApiError::conflict(errors, "An account with these details already exists.")
 }

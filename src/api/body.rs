@@ -37,7 +37,8 @@ impl<T: Type + Send> Payload for JsonBody<T> {
 
 fn is_json(content_type: &str) -> bool {
     content_type.parse::<mime::Mime>().is_ok_and(|m| {
-        m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        m.type_() == "application"
+            && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
     })
 }
 
@@ -67,24 +68,33 @@ impl<'a, T: Type + FromJson + Send> ApiExtractor<'a> for JsonBody<T> {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         if !request.content_type().is_some_and(is_json) {
-            return Err(ApiError::UnsupportedMediaType(poem_openapi::payload::Json(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "The request body must be JSON (Content-Type: application/json).",
-            )))
-            .into());
+            return Err(
+                ApiError::UnsupportedMediaType(poem_openapi::payload::Json(Problem::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "The request body must be JSON (Content-Type: application/json).",
+                )))
+                .into(),
+            );
         }
         let limit = request.data::<BodyLimit>().map_or(65_536, |l| l.0);
-        let bytes = body.take()?.into_bytes_limit(limit).await.map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => ApiError::PayloadTooLarge(poem_openapi::payload::Json(
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("The request body is larger than {limit} bytes."),
-                ),
-            )),
-            _ => ApiError::bad_request("The request body could not be read."),
-        })?;
+        let bytes = body
+            .take()?
+            .into_bytes_limit(limit)
+            .await
+            .map_err(|err| match err {
+                poem::error::ReadBodyError::PayloadTooLarge => {
+                    ApiError::PayloadTooLarge(poem_openapi::payload::Json(Problem::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("The request body is larger than {limit} bytes."),
+                    )))
+                }
+                _ => ApiError::bad_request("The request body could not be read."),
+            })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("The request body is empty; a JSON object is required.").into());
+            return Err(ApiError::bad_request(
+                "The request body is empty; a JSON object is required.",
+            )
+            .into());
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|err| {
             ApiError::bad_request(format!(
@@ -134,7 +144,10 @@ impl Fields {
     }
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.entry(field.to_string()).or_default().push(message.into());
+        self.errors
+            .entry(field.to_string())
+            .or_default()
+            .push(message.into());
     }
 
     fn take(&mut self, field: &str, required: bool) -> Option<Value> {
@@ -163,7 +176,10 @@ impl Fields {
             return None;
         }
         if s.chars().count() > max_chars {
-            self.error(field, format!("Ensure this field has no more than {max_chars} characters."));
+            self.error(
+                field,
+                format!("Ensure this field has no more than {max_chars} characters."),
+            );
             return None;
         }
         if s.chars().any(char::is_control) {
@@ -232,7 +248,13 @@ impl Fields {
         self.as_integer(field, value, min, max)
     }
 
-    fn as_choice<C: Copy>(&mut self, field: &str, value: Value, parse: fn(&str) -> Option<C>, names: &[&str]) -> Option<C> {
+    fn as_choice<C: Copy>(
+        &mut self,
+        field: &str,
+        value: Value,
+        parse: fn(&str) -> Option<C>,
+        names: &[&str],
+    ) -> Option<C> {
         let parsed = value.as_str().and_then(|s| parse(s.trim()));
         if parsed.is_none() {
             let shown = match &value {
@@ -242,18 +264,31 @@ impl Fields {
             let shown: String = shown.chars().take(40).collect();
             self.error(
                 field,
-                format!("\"{shown}\" is not a valid choice. Choose one of: {}.", names.join(", ")),
+                format!(
+                    "\"{shown}\" is not a valid choice. Choose one of: {}.",
+                    names.join(", ")
+                ),
             );
         }
         parsed
     }
 
-    pub fn choice<C: Copy>(&mut self, field: &str, parse: fn(&str) -> Option<C>, names: &[&str]) -> Option<C> {
+    pub fn choice<C: Copy>(
+        &mut self,
+        field: &str,
+        parse: fn(&str) -> Option<C>,
+        names: &[&str],
+    ) -> Option<C> {
         let value = self.take(field, true)?;
         self.as_choice(field, value, parse, names)
     }
 
-    pub fn opt_choice<C: Copy>(&mut self, field: &str, parse: fn(&str) -> Option<C>, names: &[&str]) -> Option<C> {
+    pub fn opt_choice<C: Copy>(
+        &mut self,
+        field: &str,
+        parse: fn(&str) -> Option<C>,
+        names: &[&str],
+    ) -> Option<C> {
         let value = self.take(field, false)?;
         self.as_choice(field, value, parse, names)
     }
@@ -270,6 +305,10 @@ impl Fields {
             let key: String = key.chars().take(64).collect();
             self.error(&key, "Unknown field.");
         }
-        if self.errors.is_empty() { Ok(()) } else { Err(self.errors) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors)
+        }
     }
 }

@@ -126,7 +126,10 @@ impl FromJson for DoctorPatch {
         f.ignore(READ_ONLY);
         let name = f.opt_string("name", DOCTOR_NAME_MAX);
         let specialization = f.opt_string("specialization", SPECIALIZATION_MAX);
-        Some(Self { name, specialization })
+        Some(Self {
+            name,
+            specialization,
+        })
     }
 }
 
@@ -173,9 +176,9 @@ fn ok(row: doctor::Model) -> DoctorOk {
 fn change_error(err: ChangeError) -> ApiError {
     match err {
         ChangeError::NotFound => ApiError::not_found("Doctor"),
-        ChangeError::Forbidden => {
-            ApiError::forbidden("Only the user who created this doctor, or an administrator, may change or delete it.")
-        }
+        ChangeError::Forbidden => ApiError::forbidden(
+            "Only the user who created this doctor, or an administrator, may change or delete it.",
+        ),
         ChangeError::Stale => ApiError::precondition_failed(),
         ChangeError::Db(e) => e.into(),
     }
@@ -192,7 +195,11 @@ impl DoctorsApi {
     /// Adds a doctor to the shared directory. The caller becomes its creator,
     /// the only user (besides administrators) who may change or delete it.
     #[oai(path = "/api/doctors", method = "post", operation_id = "create_doctor")]
-    async fn create(&self, auth: BearerAuth, body: JsonBody<DoctorInput>) -> ApiResult<DoctorCreated> {
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<DoctorInput>,
+    ) -> ApiResult<DoctorCreated> {
         let input = body.0;
         let fields = DoctorFields {
             name: input.name,
@@ -238,7 +245,11 @@ impl DoctorsApi {
     ///
     /// Only the doctor's creator or an administrator may do this (403
     /// otherwise). Read-only fields in the body are ignored.
-    #[oai(path = "/api/doctors/:id", method = "put", operation_id = "update_doctor")]
+    #[oai(
+        path = "/api/doctors/:id",
+        method = "put",
+        operation_id = "update_doctor"
+    )]
     async fn update(
         &self,
         auth: BearerAuth,
@@ -264,7 +275,11 @@ impl DoctorsApi {
     ///
     /// A JSON merge patch: fields that are absent stay as they are. Only the
     /// doctor's creator or an administrator may do this.
-    #[oai(path = "/api/doctors/:id", method = "patch", operation_id = "patch_doctor")]
+    #[oai(
+        path = "/api/doctors/:id",
+        method = "patch",
+        operation_id = "patch_doctor"
+    )]
     async fn patch(
         &self,
         auth: BearerAuth,
@@ -290,7 +305,11 @@ impl DoctorsApi {
     ///
     /// Deletes the doctor and its assignments to patients. Only the doctor's
     /// creator or an administrator may do this.
-    #[oai(path = "/api/doctors/:id", method = "delete", operation_id = "delete_doctor")]
+    #[oai(
+        path = "/api/doctors/:id",
+        method = "delete",
+        operation_id = "delete_doctor"
+    )]
     async fn delete(
         &self,
         auth: BearerAuth,

@@ -72,7 +72,10 @@ pub struct MappingInput {
 
 impl Example for MappingInput {
     fn example() -> Self {
-        Self { patient: 1, doctor: 1 }
+        Self {
+            patient: 1,
+            doctor: 1,
+        }
     }
 }
 
@@ -119,7 +122,11 @@ pub struct MappingsApi {
     pub db: DatabaseConnection,
 }
 
-fn listed(listed: crate::store::Listed<WithDoctor>, path: &str, page: crate::store::Page) -> MappingList {
+fn listed(
+    listed: crate::store::Listed<WithDoctor>,
+    path: &str,
+    page: crate::store::Page,
+) -> MappingList {
     let link = link_header(path, page, listed.total);
     let items = listed.items.into_iter().map(Mapping::from).collect();
     MappingList::Ok(Json(items), listed.total, link)
@@ -132,13 +139,23 @@ impl MappingsApi {
     /// The patient must be one of the caller's (400 naming `patient`
     /// otherwise) and the doctor must exist (400 naming `doctor`). Assigning
     /// the same doctor to the same patient twice is a 409.
-    #[oai(path = "/api/mappings", method = "post", operation_id = "assign_doctor")]
-    async fn create(&self, auth: BearerAuth, body: JsonBody<MappingInput>) -> ApiResult<MappingCreated> {
+    #[oai(
+        path = "/api/mappings",
+        method = "post",
+        operation_id = "assign_doctor"
+    )]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<MappingInput>,
+    ) -> ApiResult<MappingCreated> {
         let input = body.0;
         let row = mappings::create(&self.db, &auth.0, input.patient, input.doctor)
             .await
             .map_err(|err| match err {
-                CreateError::NoSuchPatient => ApiError::field("patient", "No such patient of yours."),
+                CreateError::NoSuchPatient => {
+                    ApiError::field("patient", "No such patient of yours.")
+                }
                 CreateError::NoSuchDoctor => ApiError::field("doctor", "No such doctor."),
                 CreateError::Duplicate => {
                     let mut errors = crate::error::FieldErrors::new();
@@ -178,7 +195,11 @@ impl MappingsApi {
     /// DELETE, as in the original API). Answers the mappings of that patient,
     /// `[]` when it has none; 404 when the patient does not exist or is not
     /// the caller's.
-    #[oai(path = "/api/mappings/:id", method = "get", operation_id = "list_patient_mappings")]
+    #[oai(
+        path = "/api/mappings/:id",
+        method = "get",
+        operation_id = "list_patient_mappings"
+    )]
     async fn for_patient(
         &self,
         auth: BearerAuth,
@@ -201,7 +222,11 @@ impl MappingsApi {
     /// **`id` is a mapping id here** (the same URL takes a patient id for
     /// GET). 404 when the mapping does not exist or its patient is not the
     /// caller's.
-    #[oai(path = "/api/mappings/:id", method = "delete", operation_id = "unassign_doctor")]
+    #[oai(
+        path = "/api/mappings/:id",
+        method = "delete",
+        operation_id = "unassign_doctor"
+    )]
     async fn delete(
         &self,
         auth: BearerAuth,

@@ -33,7 +33,11 @@ pub fn etag(kind: &str, id: i64, version: i64) -> String {
 
 /// The version an `If-Match` header names for this resource. `*` or no
 /// header means "any"; a tag that is not this resource's never matches.
-pub fn if_match_version(header: Option<&str>, kind: &str, id: i64) -> Result<Option<i64>, ApiError> {
+pub fn if_match_version(
+    header: Option<&str>,
+    kind: &str,
+    id: i64,
+) -> Result<Option<i64>, ApiError> {
     let Some(header) = header.map(str::trim) else {
         return Ok(None);
     };
@@ -56,7 +60,10 @@ pub fn if_match_version(header: Option<&str>, kind: &str, id: i64) -> Result<Opt
 pub fn page(limit: Option<u64>, offset: Option<u64>) -> Result<Page, ApiError> {
     let limit = limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field("limit", format!("Must be between 1 and {MAX_LIMIT}.")));
+        return Err(ApiError::field(
+            "limit",
+            format!("Must be between 1 and {MAX_LIMIT}."),
+        ));
     }
     let offset = offset.unwrap_or(0);
     if offset > i64::MAX as u64 {
@@ -93,8 +100,14 @@ mod tests {
     fn if_match_accepts_own_tag_star_and_absence() {
         assert_eq!(if_match_version(None, "patient", 3).unwrap(), None);
         assert_eq!(if_match_version(Some("*"), "patient", 3).unwrap(), None);
-        assert_eq!(if_match_version(Some("\"patient-3-v7\""), "patient", 3).unwrap(), Some(7));
-        assert_eq!(if_match_version(Some("W/\"x\", \"patient-3-v2\""), "patient", 3).unwrap(), Some(2));
+        assert_eq!(
+            if_match_version(Some("\"patient-3-v7\""), "patient", 3).unwrap(),
+            Some(7)
+        );
+        assert_eq!(
+            if_match_version(Some("W/\"x\", \"patient-3-v2\""), "patient", 3).unwrap(),
+            Some(2)
+        );
     }
 
     #[test]
@@ -106,10 +119,22 @@ mod tests {
 
     #[test]
     fn link_header_has_next_and_prev_only_where_they_exist() {
-        let p = Page { limit: 10, offset: 0 };
+        let p = Page {
+            limit: 10,
+            offset: 0,
+        };
         assert_eq!(link_header("/x", p, 5), None);
-        assert_eq!(link_header("/x", p, 25).unwrap(), "</x?limit=10&offset=10>; rel=\"next\"");
-        let p = Page { limit: 10, offset: 20 };
-        assert_eq!(link_header("/x", p, 25).unwrap(), "</x?limit=10&offset=10>; rel=\"prev\"");
+        assert_eq!(
+            link_header("/x", p, 25).unwrap(),
+            "</x?limit=10&offset=10>; rel=\"next\""
+        );
+        let p = Page {
+            limit: 10,
+            offset: 20,
+        };
+        assert_eq!(
+            link_header("/x", p, 25).unwrap(),
+            "</x?limit=10&offset=10>; rel=\"prev\""
+        );
     }
 }

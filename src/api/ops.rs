@@ -36,7 +36,9 @@ impl OpsApi {
     /// 200 while the process is up. Does not touch the database.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> HealthOk {
-        HealthOk::Ok(Json(Health { status: "ok".into() }))
+        HealthOk::Ok(Json(Health {
+            status: "ok".into(),
+        }))
     }
 
     /// Readiness probe
@@ -45,7 +47,9 @@ impl OpsApi {
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> ApiResult<HealthOk> {
         match self.db.ping().await {
-            Ok(()) => Ok(HealthOk::Ok(Json(Health { status: "ok".into() }))),
+            Ok(()) => Ok(HealthOk::Ok(Json(Health {
+                status: "ok".into(),
+            }))),
             Err(err) => {
                 tracing::warn!(error = %err, "readiness check failed");
                 Err(ApiError::unavailable())

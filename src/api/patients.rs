@@ -139,7 +139,9 @@ impl FromJson for PatientPatch {
     fn from_json(f: &mut Fields) -> Option<Self> {
         f.ignore(READ_ONLY);
         let name = f.opt_string("name", PATIENT_NAME_MAX);
-        let age = f.opt_integer("age", 0, AGE_MAX).and_then(|a| i32::try_from(a).ok());
+        let age = f
+            .opt_integer("age", 0, AGE_MAX)
+            .and_then(|a| i32::try_from(a).ok());
         let gender = f.opt_choice("gender", Gender::parse, &GENDERS);
         Some(Self { name, age, gender })
     }
@@ -221,8 +223,16 @@ impl PatientsApi {
     ///
     /// Creates a patient owned by the caller. Answers 201 with the patient,
     /// its URL in `Location` and its `ETag`.
-    #[oai(path = "/api/patients", method = "post", operation_id = "create_patient")]
-    async fn create(&self, auth: BearerAuth, body: JsonBody<PatientInput>) -> ApiResult<PatientCreated> {
+    #[oai(
+        path = "/api/patients",
+        method = "post",
+        operation_id = "create_patient"
+    )]
+    async fn create(
+        &self,
+        auth: BearerAuth,
+        body: JsonBody<PatientInput>,
+    ) -> ApiResult<PatientCreated> {
         let input = body.0;
         let fields = PatientFields {
             name: input.name,
@@ -259,7 +269,11 @@ impl PatientsApi {
     /// Get a patient
     ///
     /// 404 when the patient does not exist or belongs to someone else.
-    #[oai(path = "/api/patients/:id", method = "get", operation_id = "get_patient")]
+    #[oai(
+        path = "/api/patients/:id",
+        method = "get",
+        operation_id = "get_patient"
+    )]
     async fn get(&self, auth: BearerAuth, id: Path<i64>) -> ApiResult<PatientOk> {
         match patients::get(&self.db, &auth.0, id.0).await? {
             Some(row) => Ok(ok(row)),
@@ -273,7 +287,11 @@ impl PatientsApi {
     /// ignored, so a client can GET a patient, change it and PUT it back.
     /// Send the `ETag` in `If-Match` to refuse (412) if someone else changed
     /// it in between.
-    #[oai(path = "/api/patients/:id", method = "put", operation_id = "update_patient")]
+    #[oai(
+        path = "/api/patients/:id",
+        method = "put",
+        operation_id = "update_patient"
+    )]
     async fn update(
         &self,
         auth: BearerAuth,
@@ -300,7 +318,11 @@ impl PatientsApi {
     ///
     /// A JSON merge patch: fields that are absent stay as they are; `null`
     /// is refused because every field is required.
-    #[oai(path = "/api/patients/:id", method = "patch", operation_id = "patch_patient")]
+    #[oai(
+        path = "/api/patients/:id",
+        method = "patch",
+        operation_id = "patch_patient"
+    )]
     async fn patch(
         &self,
         auth: BearerAuth,
@@ -326,7 +348,11 @@ impl PatientsApi {
     /// Delete a patient
     ///
     /// Deletes the patient and its doctor assignments.
-    #[oai(path = "/api/patients/:id", method = "delete", operation_id = "delete_patient")]
+    #[oai(
+        path = "/api/patients/:id",
+        method = "delete",
+        operation_id = "delete_patient"
+    )]
     async fn delete(
         &self,
         auth: BearerAuth,
@@ -345,7 +371,11 @@ impl PatientsApi {
     /// List a patient's doctors
     ///
     /// The doctors assigned to one of the caller's patients.
-    #[oai(path = "/api/patients/:id/doctors", method = "get", operation_id = "list_patient_doctors")]
+    #[oai(
+        path = "/api/patients/:id/doctors",
+        method = "get",
+        operation_id = "list_patient_doctors"
+    )]
     async fn doctors(
         &self,
         auth: BearerAuth,
@@ -359,8 +389,16 @@ impl PatientsApi {
         let listed = mappings::list_for_patient(&self.db, &auth.0, id.0, page)
             .await?
             .ok_or_else(|| ApiError::not_found("Patient"))?;
-        let link = link_header(&format!("/api/patients/{}/doctors/", id.0), page, listed.total);
-        let items = listed.items.into_iter().map(|(_, d)| Doctor::from(d)).collect();
+        let link = link_header(
+            &format!("/api/patients/{}/doctors/", id.0),
+            page,
+            listed.total,
+        );
+        let items = listed
+            .items
+            .into_iter()
+            .map(|(_, d)| Doctor::from(d))
+            .collect();
         Ok(DoctorList::Ok(Json(items), listed.total, link))
     }
 }

@@ -26,11 +26,13 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Princ
     let keys = req
         .data::<JwtKeys>()
         .ok_or_else(|| ApiError::internal("authentication", "JwtKeys missing from request data"))?;
-    let claims = keys.verify(&bearer.token, TokenType::Access).map_err(|e| match e {
-        TokenError::Expired => ApiError::invalid_token("The access token has expired."),
-        TokenError::WrongType => ApiError::invalid_token("This is not an access token."),
-        TokenError::Invalid => ApiError::invalid_token("The access token is invalid."),
-    })?;
+    let claims = keys
+        .verify(&bearer.token, TokenType::Access)
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::invalid_token("The access token has expired."),
+            TokenError::WrongType => ApiError::invalid_token("This is not an access token."),
+            TokenError::Invalid => ApiError::invalid_token("The access token is invalid."),
+        })?;
     let user_id = claims
         .user_id()
         .ok_or_else(|| ApiError::invalid_token("The access token is invalid."))?;

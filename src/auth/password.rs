@@ -52,7 +52,9 @@ fn hash_blocking(password: &str) -> Result<String, HashError> {
 
 fn verify_blocking(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -68,14 +70,22 @@ impl PasswordHasherPool {
     }
 
     pub async fn hash(&self, password: String) -> Result<String, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Closed)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
         tokio::task::spawn_blocking(move || hash_blocking(&password)).await?
     }
 
     /// Verifies against `phc`, or against the dummy hash when there is no
     /// user, which always fails but takes the same time.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Closed)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| HashError::Closed)?;
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.as_str().to_owned());
         let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &phc)).await?;
@@ -124,8 +134,14 @@ mod tests {
     #[test]
     fn seed_example_password_is_refused_with_a_reason() {
         let err = check_strength("password123", &["john", "john@example.com"]).unwrap_err();
-        assert!(err.starts_with("This password is too easy to guess."), "{err}");
-        assert!(err.len() > "This password is too easy to guess.".len(), "{err}");
+        assert!(
+            err.starts_with("This password is too easy to guess."),
+            "{err}"
+        );
+        assert!(
+            err.len() > "This password is too easy to guess.".len(),
+            "{err}"
+        );
     }
 
     #[test]
@@ -140,7 +156,11 @@ mod tests {
 
     #[test]
     fn length_bounds_are_enforced() {
-        assert!(check_strength("Ab1!x", &[]).unwrap_err().contains("too short"));
+        assert!(
+            check_strength("Ab1!x", &[])
+                .unwrap_err()
+                .contains("too short")
+        );
         let long = "Zq9!".repeat(33);
         assert!(check_strength(&long, &[]).unwrap_err().contains("too long"));
     }

@@ -94,13 +94,19 @@ impl JwtKeys {
         self.refresh_ttl
     }
 
-    pub fn issue(&self, user_id: i64, staff: bool, token_type: TokenType) -> Result<Issued, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user_id: i64,
+        staff: bool,
+        token_type: TokenType,
+    ) -> Result<Issued, jsonwebtoken::errors::Error> {
         let now = Utc::now();
         let ttl = match token_type {
             TokenType::Access => self.access_ttl,
             TokenType::Refresh => self.refresh_ttl,
         };
-        let expires_at = now + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+        let expires_at =
+            now + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -113,17 +119,20 @@ impl JwtKeys {
             staff,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok(Issued { token, jti, expires_at })
+        Ok(Issued {
+            token,
+            jti,
+            expires_at,
+        })
     }
 
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            })?;
         let claims = data.claims;
         if claims.token_type != expected {
             return Err(TokenError::WrongType);
@@ -160,9 +169,18 @@ mod tests {
         let k = keys();
         let access = k.issue(7, false, TokenType::Access).unwrap().token;
         let refresh = k.issue(7, false, TokenType::Refresh).unwrap().token;
-        assert_eq!(k.verify(&access, TokenType::Access).unwrap().user_id(), Some(7));
-        assert_eq!(k.verify(&access, TokenType::Refresh).unwrap_err(), TokenError::WrongType);
-        assert_eq!(k.verify(&refresh, TokenType::Access).unwrap_err(), TokenError::WrongType);
+        assert_eq!(
+            k.verify(&access, TokenType::Access).unwrap().user_id(),
+            Some(7)
+        );
+        assert_eq!(
+            k.verify(&access, TokenType::Refresh).unwrap_err(),
+            TokenError::WrongType
+        );
+        assert_eq!(
+            k.verify(&refresh, TokenType::Access).unwrap_err(),
+            TokenError::WrongType
+        );
     }
 
     #[test]
@@ -175,6 +193,9 @@ mod tests {
             Duration::from_secs(3600),
         );
         let token = other.issue(1, false, TokenType::Access).unwrap().token;
-        assert_eq!(keys().verify(&token, TokenType::Access).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            keys().verify(&token, TokenType::Access).unwrap_err(),
+            TokenError::Invalid
+        );
     }
 }

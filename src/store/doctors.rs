@@ -1,11 +1,10 @@
 //! Doctors are a shared directory: everyone reads them, only their creator
 //! (or an administrator) changes or deletes them.
 
-use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::{Listed, Page};
@@ -30,8 +29,12 @@ pub fn may_change(principal: &Principal, doctor: &doctor::Model) -> bool {
     principal.is_staff || doctor.created_by == principal.user_id
 }
 
-pub async fn create(db: &DatabaseConnection, owner: i64, fields: DoctorFields) -> Result<doctor::Model, DbErr> {
-    let now = Utc::now();
+pub async fn create(
+    db: &DatabaseConnection,
+    owner: i64,
+    fields: DoctorFields,
+) -> Result<doctor::Model, DbErr> {
+    let now = super::now();
     doctor::ActiveModel {
         name: Set(fields.name),
         specialization: Set(fields.specialization),
@@ -88,8 +91,11 @@ pub async fn update(
 ) -> Result<doctor::Model, ChangeError> {
     let current = check_change(db, principal, id, if_version).await?;
     let mut update = doctor::Entity::update_many()
-        .col_expr(doctor::Column::UpdatedAt, Expr::value(Utc::now()))
-        .col_expr(doctor::Column::Version, Expr::col(doctor::Column::Version).add(1))
+        .col_expr(doctor::Column::UpdatedAt, Expr::value(super::now()))
+        .col_expr(
+            doctor::Column::Version,
+            Expr::col(doctor::Column::Version).add(1),
+        )
         .filter(doctor::Column::Id.eq(id))
         // The version read above must still hold: a concurrent change loses.
         .filter(doctor::Column::Version.eq(current.version));

@@ -1,10 +1,9 @@
 //! Which doctors are assigned to which patients. A mapping is visible to the
 //! owner of its patient (and to administrators).
 
-use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
 };
 
 use super::{Listed, Page, owner_filter, patients};
@@ -36,7 +35,11 @@ fn visible(principal: &Principal) -> Select<mapping::Entity> {
     }
 }
 
-async fn with_doctors(query: Select<mapping::Entity>, db: &DatabaseConnection, page: Page) -> Result<Vec<WithDoctor>, DbErr> {
+async fn with_doctors(
+    query: Select<mapping::Entity>,
+    db: &DatabaseConnection,
+    page: Page,
+) -> Result<Vec<WithDoctor>, DbErr> {
     let rows = query
         .find_also_related(doctor::Entity)
         .order_by_asc(mapping::Column::Id)
@@ -45,7 +48,10 @@ async fn with_doctors(query: Select<mapping::Entity>, db: &DatabaseConnection, p
         .all(db)
         .await?;
     // The inner join on a NOT NULL foreign key always finds the doctor.
-    Ok(rows.into_iter().filter_map(|(m, d)| d.map(|d| (m, d))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(m, d)| d.map(|d| (m, d)))
+        .collect())
 }
 
 pub async fn create(
@@ -64,7 +70,7 @@ pub async fn create(
     let row = mapping::ActiveModel {
         patient_id: Set(patient_id),
         doctor_id: Set(doctor_id),
-        created_at: Set(Utc::now()),
+        created_at: Set(super::now()),
         ..Default::default()
     };
     match row.insert(db).await {
@@ -83,7 +89,11 @@ pub async fn create(
     }
 }
 
-pub async fn list(db: &DatabaseConnection, principal: &Principal, page: Page) -> Result<Listed<WithDoctor>, DbErr> {
+pub async fn list(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    page: Page,
+) -> Result<Listed<WithDoctor>, DbErr> {
     let total = visible(principal).count(db).await?;
     let items = with_doctors(visible(principal), db, page).await?;
     Ok(Listed { items, total })
@@ -106,7 +116,11 @@ pub async fn list_for_patient(
 }
 
 /// Deletes a mapping of one of the caller's patients; false when there is none.
-pub async fn delete(db: &DatabaseConnection, principal: &Principal, mapping_id: i64) -> Result<bool, DbErr> {
+pub async fn delete(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    mapping_id: i64,
+) -> Result<bool, DbErr> {
     let Some(found) = visible(principal)
         .filter(mapping::Column::Id.eq(mapping_id))
         .one(db)

@@ -11,7 +11,9 @@ pub mod users;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 
 use crate::auth::Principal;
 
@@ -45,7 +47,11 @@ pub fn owner_filter(principal: &Principal) -> Option<i64> {
     (!principal.is_staff).then_some(principal.user_id)
 }
 
-pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections)
@@ -57,7 +63,11 @@ pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration)
     if db.get_database_backend() == DbBackend::Sqlite {
         // WAL lets readers run beside the writer; the busy timeout makes
         // concurrent writers wait for each other instead of failing.
-        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA busy_timeout = 5000", "PRAGMA foreign_keys = ON"] {
+        for pragma in [
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA foreign_keys = ON",
+        ] {
             db.execute_unprepared(pragma).await?;
         }
     }
@@ -84,4 +94,11 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
 
 pub fn is_postgres(db: &DatabaseConnection) -> bool {
     db.get_database_backend() == DbBackend::Postgres
+}
+
+/// The current time at the precision both databases store (microseconds),
+/// so that what a write returns equals what a later read returns.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    use chrono::SubsecRound;
+    chrono::Utc::now().trunc_subsecs(6)
 }

@@ -2,11 +2,10 @@
 //! to the caller (administrators see all), so that another user's patient is
 //! indistinguishable from one that does not exist.
 
-use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 
 use super::{Listed, Page, owner_filter};
@@ -33,8 +32,12 @@ fn visible(principal: &Principal) -> Select<patient::Entity> {
     }
 }
 
-pub async fn create(db: &DatabaseConnection, owner: i64, fields: PatientFields) -> Result<patient::Model, DbErr> {
-    let now = Utc::now();
+pub async fn create(
+    db: &DatabaseConnection,
+    owner: i64,
+    fields: PatientFields,
+) -> Result<patient::Model, DbErr> {
+    let now = super::now();
     patient::ActiveModel {
         name: Set(fields.name),
         age: Set(fields.age),
@@ -49,7 +52,11 @@ pub async fn create(db: &DatabaseConnection, owner: i64, fields: PatientFields) 
     .await
 }
 
-pub async fn list(db: &DatabaseConnection, principal: &Principal, page: Page) -> Result<Listed<patient::Model>, DbErr> {
+pub async fn list(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    page: Page,
+) -> Result<Listed<patient::Model>, DbErr> {
     let query = visible(principal);
     let total = query.clone().count(db).await?;
     let items = query
@@ -61,8 +68,15 @@ pub async fn list(db: &DatabaseConnection, principal: &Principal, page: Page) ->
     Ok(Listed { items, total })
 }
 
-pub async fn get(db: &DatabaseConnection, principal: &Principal, id: i64) -> Result<Option<patient::Model>, DbErr> {
-    visible(principal).filter(patient::Column::Id.eq(id)).one(db).await
+pub async fn get(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    id: i64,
+) -> Result<Option<patient::Model>, DbErr> {
+    visible(principal)
+        .filter(patient::Column::Id.eq(id))
+        .one(db)
+        .await
 }
 
 /// Applies `changes` when the patient is visible to the caller and, when
@@ -76,8 +90,11 @@ pub async fn update(
     if_version: Option<i64>,
 ) -> Result<patient::Model, ChangeError> {
     let mut update = patient::Entity::update_many()
-        .col_expr(patient::Column::UpdatedAt, Expr::value(Utc::now()))
-        .col_expr(patient::Column::Version, Expr::col(patient::Column::Version).add(1))
+        .col_expr(patient::Column::UpdatedAt, Expr::value(super::now()))
+        .col_expr(
+            patient::Column::Version,
+            Expr::col(patient::Column::Version).add(1),
+        )
         .filter(patient::Column::Id.eq(id));
     if let Some(owner) = owner_filter(principal) {
         update = update.filter(patient::Column::CreatedBy.eq(owner));

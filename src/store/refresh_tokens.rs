@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter,
+};
 
 use crate::auth::tokens::fingerprint;
 use crate::entity::refresh_token;
@@ -21,7 +24,7 @@ pub async fn record(
         expires_at: Set(expires_at),
         revoked_at: Set(None),
         rotated_at: Set(None),
-        created_at: Set(Utc::now()),
+        created_at: Set(super::now()),
         ..Default::default()
     }
     .insert(db)
@@ -29,7 +32,10 @@ pub async fn record(
     Ok(())
 }
 
-pub async fn find(db: &DatabaseConnection, jti: &str) -> Result<Option<refresh_token::Model>, DbErr> {
+pub async fn find(
+    db: &DatabaseConnection,
+    jti: &str,
+) -> Result<Option<refresh_token::Model>, DbErr> {
     refresh_token::Entity::find()
         .filter(refresh_token::Column::JtiHash.eq(fingerprint(jti)))
         .one(db)
@@ -40,7 +46,7 @@ pub async fn find(db: &DatabaseConnection, jti: &str) -> Result<Option<refresh_t
 /// did (the token is being reused).
 pub async fn mark_rotated(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
     let result = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RotatedAt, Expr::value(Utc::now()))
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(super::now()))
         .filter(refresh_token::Column::Id.eq(id))
         .filter(refresh_token::Column::RotatedAt.is_null())
         .filter(refresh_token::Column::RevokedAt.is_null())
@@ -51,7 +57,7 @@ pub async fn mark_rotated(db: &DatabaseConnection, id: i64) -> Result<bool, DbEr
 
 pub async fn revoke_family(db: &DatabaseConnection, family: &str) -> Result<u64, DbErr> {
     let result = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(super::now()))
         .filter(refresh_token::Column::Family.eq(family))
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(db)
@@ -61,7 +67,7 @@ pub async fn revoke_family(db: &DatabaseConnection, family: &str) -> Result<u64,
 
 pub async fn revoke_user(db: &DatabaseConnection, user_id: i64) -> Result<u64, DbErr> {
     let result = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Utc::now()))
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(super::now()))
         .filter(refresh_token::Column::UserId.eq(user_id))
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(db)

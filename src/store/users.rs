@@ -1,7 +1,9 @@
 //! Accounts.
 
-use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter,
+};
 
 use crate::domain::fold_case;
 use crate::entity::user;
@@ -24,7 +26,11 @@ pub enum CreateUserError {
 }
 
 /// Which unique fields of a would-be user are already taken.
-pub async fn taken_fields(db: &DatabaseConnection, username: &str, email: &str) -> Result<Vec<&'static str>, DbErr> {
+pub async fn taken_fields(
+    db: &DatabaseConnection,
+    username: &str,
+    email: &str,
+) -> Result<Vec<&'static str>, DbErr> {
     let mut taken = Vec::new();
     if find_by_username(db, username).await?.is_some() {
         taken.push("username");
@@ -48,7 +54,7 @@ pub async fn create(db: &DatabaseConnection, new: NewUser) -> Result<user::Model
         password_hash: Set(new.password_hash),
         is_staff: Set(new.is_staff),
         is_active: Set(true),
-        date_joined: Set(Utc::now()),
+        date_joined: Set(super::now()),
         ..Default::default()
     };
     match row.insert(db).await {
@@ -56,13 +62,20 @@ pub async fn create(db: &DatabaseConnection, new: NewUser) -> Result<user::Model
         // Two registrations raced past the pre-check: the unique index decided.
         Err(err) if is_unique_violation(&err) => {
             let taken = taken_fields(db, &new.username, &new.email).await?;
-            Err(CreateUserError::Taken(if taken.is_empty() { vec!["username"] } else { taken }))
+            Err(CreateUserError::Taken(if taken.is_empty() {
+                vec!["username"]
+            } else {
+                taken
+            }))
         }
         Err(err) => Err(err.into()),
     }
 }
 
-pub async fn find_by_username(db: &DatabaseConnection, username: &str) -> Result<Option<user::Model>, DbErr> {
+pub async fn find_by_username(
+    db: &DatabaseConnection,
+    username: &str,
+) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find()
         .filter(user::Column::UsernameKey.eq(fold_case(username)))
         .one(db)
@@ -73,9 +86,16 @@ pub async fn find(db: &DatabaseConnection, id: i64) -> Result<Option<user::Model
     user::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn set_password(db: &DatabaseConnection, id: i64, password_hash: String) -> Result<(), DbErr> {
+pub async fn set_password(
+    db: &DatabaseConnection,
+    id: i64,
+    password_hash: String,
+) -> Result<(), DbErr> {
     user::Entity::update_many()
-        .col_expr(user::Column::PasswordHash, sea_orm::sea_query::Expr::value(password_hash))
+        .col_expr(
+            user::Column::PasswordHash,
+            sea_orm::sea_query::Expr::value(password_hash),
+        )
         .filter(user::Column::Id.eq(id))
         .exec(db)
         .await?;
