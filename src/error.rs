@@ -404,3 +404,88 @@ fn clean_poem_message(text: &str) -> String {
     }
     out
 }
+
+/// Status bits for [`Errors`]: which problems an operation documents.
+pub mod status {
+    pub const BAD_REQUEST: u32 = 1 << 0;
+    pub const UNAUTHORIZED: u32 = 1 << 1;
+    pub const FORBIDDEN: u32 = 1 << 2;
+    pub const NOT_FOUND: u32 = 1 << 3;
+    pub const CONFLICT: u32 = 1 << 4;
+    pub const PRECONDITION_FAILED: u32 = 1 << 5;
+    pub const PAYLOAD_TOO_LARGE: u32 = 1 << 6;
+    pub const UNSUPPORTED_MEDIA_TYPE: u32 = 1 << 7;
+    pub const TOO_MANY_REQUESTS: u32 = 1 << 8;
+    pub const INTERNAL: u32 = 1 << 9;
+    pub const UNAVAILABLE: u32 = 1 << 10;
+
+    /// Any operation that touches the database can fail with these.
+    pub const SERVER: u32 = INTERNAL | UNAVAILABLE;
+    /// Operations that read a JSON body.
+    pub const BODY: u32 = BAD_REQUEST | PAYLOAD_TOO_LARGE | UNSUPPORTED_MEDIA_TYPE;
+    /// Operations behind the Bearer scheme.
+    pub const AUTHED: u32 = UNAUTHORIZED | SERVER;
+
+    pub(super) fn bit(code: u16) -> u32 {
+        match code {
+            400 => BAD_REQUEST,
+            401 => UNAUTHORIZED,
+            403 => FORBIDDEN,
+            404 => NOT_FOUND,
+            409 => CONFLICT,
+            412 => PRECONDITION_FAILED,
+            413 => PAYLOAD_TOO_LARGE,
+            415 => UNSUPPORTED_MEDIA_TYPE,
+            429 => TOO_MANY_REQUESTS,
+            500 => INTERNAL,
+            503 => UNAVAILABLE,
+            _ => 0,
+        }
+    }
+}
+
+/// An [`ApiError`] whose spec lists only the statuses in `MASK` (see
+/// [`status`]), so that each operation documents the problems it can
+/// really return.
+#[derive(Debug)]
+pub struct Errors<const MASK: u32>(pub ApiError);
+
+/// The result of an operation documenting the problems in `MASK`.
+pub type Res<T, const MASK: u32> = Result<T, Errors<MASK>>;
+
+impl<const MASK: u32> From<ApiError> for Errors<MASK> {
+    fn from(err: ApiError) -> Self {
+        Self(err)
+    }
+}
+
+impl<const MASK: u32> From<DbErr> for Errors<MASK> {
+    fn from(err: DbErr) -> Self {
+        Self(err.into())
+    }
+}
+
+impl<const MASK: u32> IntoResponse for Errors<MASK> {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl<const MASK: u32> From<Errors<MASK>> for poem::Error {
+    fn from(err: Errors<MASK>) -> Self {
+        err.0.into()
+    }
+}
+
+impl<const MASK: u32> ApiResponse for Errors<MASK> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        let mut meta = ApiError::meta();
+        meta.responses
+            .retain(|r| r.status.is_some_and(|code| status::bit(code) & MASK != 0));
+        meta
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        ApiError::register(registry);
+    }
+}

@@ -12,7 +12,8 @@ use crate::auth::password::check_strength;
 use crate::auth::tokens::{TokenError, TokenType};
 use crate::domain::{EMAIL_MAX, USERNAME_MAX, check_email, check_username};
 use crate::entity::user;
-use crate::error::{ApiError, ApiResult, FieldErrors};
+use crate::error::status::*;
+use crate::error::{ApiError, ApiResult, FieldErrors, Res};
 use crate::startup::AppState;
 use crate::store::{refresh_tokens, users};
 
@@ -316,12 +317,15 @@ impl AuthApi {
         method = "post",
         operation_id = "register"
     )]
-    async fn register(&self, body: JsonBody<RegisterInput>) -> ApiResult<Registered> {
+    async fn register(
+        &self,
+        body: JsonBody<RegisterInput>,
+    ) -> Res<Registered, { BODY | CONFLICT | TOO_MANY_REQUESTS | SERVER }> {
         let input = body.0;
         let db = &self.state.db;
         let taken = users::taken_fields(db, &input.username, &input.email).await?;
         if !taken.is_empty() {
-            return Err(taken_error(&taken));
+            return Err(taken_error(&taken).into());
         }
         let password_hash = self
             .state
@@ -343,7 +347,7 @@ impl AuthApi {
                     "/api/auth/me/".into(),
                 ))
             }
-            Err(users::CreateUserError::Taken(fields)) => Err(taken_error(&fields)),
+            Err(users::CreateUserError::Taken(fields)) => Err(taken_error(&fields).into()),
             Err(users::CreateUserError::Db(e)) => Err(e.into()),
         }
     }
@@ -353,7 +357,10 @@ impl AuthApi {
     /// Exchanges a username and password for an access token and a refresh
     /// token. Wrong credentials and inactive accounts get the same 401.
     #[oai(path = "/api/auth/login", method = "post", operation_id = "login")]
-    async fn login(&self, body: JsonBody<LoginInput>) -> ApiResult<LoggedIn> {
+    async fn login(
+        &self,
+        body: JsonBody<LoginInput>,
+    ) -> Res<LoggedIn, { BODY | UNAUTHORIZED | TOO_MANY_REQUESTS | SERVER }> {
         let input = body.0;
         let user = users::find_by_username(&self.state.db, &input.username).await?;
         let verified = self
@@ -369,7 +376,7 @@ impl AuthApi {
             Some(user) if verified && user.is_active => user,
             other => {
                 tracing::info!(user_id = other.map(|u| u.id), "login failed");
-                return Err(ApiError::unauthorized(BAD_CREDENTIALS));
+                return Err(ApiError::unauthorized(BAD_CREDENTIALS).into());
             }
         };
         let family = uuid::Uuid::new_v4().simple().to_string();
@@ -389,7 +396,10 @@ impl AuthApi {
         method = "post",
         operation_id = "refresh_token"
     )]
-    async fn refresh(&self, body: JsonBody<RefreshInput>) -> ApiResult<RefreshOk> {
+    async fn refresh(
+        &self,
+        body: JsonBody<RefreshInput>,
+    ) -> Res<RefreshOk, { BODY | UNAUTHORIZED | TOO_MANY_REQUESTS | SERVER }> {
         let state = &self.state;
         let claims = state
             .keys
@@ -413,7 +423,7 @@ impl AuthApi {
                 revoked,
                 "rotated refresh token reused; family revoked"
             );
-            return Err(ApiError::unauthorized(BAD_REFRESH));
+            return Err(ApiError::unauthorized(BAD_REFRESH).into());
         }
         if state.config.rotate_refresh_tokens {
             let pair = self.issue_pair(&user, &record.family).await?;
@@ -438,7 +448,10 @@ impl AuthApi {
     /// login). Access tokens already issued stay valid until they expire
     /// (5 minutes by default).
     #[oai(path = "/api/auth/logout", method = "post", operation_id = "logout")]
-    async fn logout(&self, body: JsonBody<RefreshInput>) -> ApiResult<Done> {
+    async fn logout(
+        &self,
+        body: JsonBody<RefreshInput>,
+    ) -> Res<Done, { BODY | UNAUTHORIZED | SERVER }> {
         let state = &self.state;
         let claims = state
             .keys
@@ -457,12 +470,14 @@ impl AuthApi {
     }
 
     /// The current user
+    ///
+    /// The account the access token belongs to.
     #[oai(
         path = "/api/auth/me",
         method = "get",
         operation_id = "get_current_user"
     )]
-    async fn me(&self, auth: BearerAuth) -> ApiResult<MeOk> {
+    async fn me(&self, auth: BearerAuth) -> Res<MeOk, AUTHED> {
         let user = users::find(&self.state.db, auth.0.user_id)
             .await?
             .filter(|u| u.is_active)
@@ -485,7 +500,7 @@ impl AuthApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<PasswordChangeInput>,
-    ) -> ApiResult<Done> {
+    ) -> Res<Done, { AUTHED | BODY }> {
         let state = &self.state;
         let input = body.0;
         let user = users::find(&state.db, auth.0.user_id)
@@ -503,10 +518,11 @@ impl AuthApi {
             return Err(ApiError::field(
                 "old_password",
                 "Your old password was entered incorrectly.",
-            ));
+            )
+            .into());
         }
         if let Err(e) = check_strength(&input.new_password, &[&user.username, &user.email]) {
-            return Err(ApiError::field("new_password", e));
+            return Err(ApiError::field("new_password", e).into());
         }
         let hash = state
             .hasher

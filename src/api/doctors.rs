@@ -13,7 +13,8 @@ use super::{ApiTags, etag, if_match_version, link_header, page};
 use crate::auth::BearerAuth;
 use crate::domain::{DOCTOR_NAME_MAX, DoctorChanges, DoctorFields, SPECIALIZATION_MAX};
 use crate::entity::doctor;
-use crate::error::{ApiError, ApiResult};
+use crate::error::status::*;
+use crate::error::{ApiError, Res};
 use crate::store::doctors::{self, ChangeError};
 
 const KIND: &str = "doctor";
@@ -199,7 +200,7 @@ impl DoctorsApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<DoctorInput>,
-    ) -> ApiResult<DoctorCreated> {
+    ) -> Res<DoctorCreated, { AUTHED | BODY }> {
         let input = body.0;
         let fields = DoctorFields {
             name: input.name,
@@ -224,7 +225,7 @@ impl DoctorsApi {
         limit: Query<Option<u64>>,
         /// Rows to skip (default 0).
         offset: Query<Option<u64>>,
-    ) -> ApiResult<DoctorList> {
+    ) -> Res<DoctorList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
         let listed = doctors::list(&self.db, page).await?;
         let link = link_header("/api/doctors/", page, listed.total);
@@ -233,11 +234,17 @@ impl DoctorsApi {
     }
 
     /// Get a doctor
+    ///
+    /// Any authenticated user can read any doctor.
     #[oai(path = "/api/doctors/:id", method = "get", operation_id = "get_doctor")]
-    async fn get(&self, _auth: BearerAuth, id: Path<i64>) -> ApiResult<DoctorOk> {
+    async fn get(
+        &self,
+        _auth: BearerAuth,
+        id: Path<i64>,
+    ) -> Res<DoctorOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         match doctors::get(&self.db, id.0).await? {
             Some(row) => Ok(ok(row)),
-            None => Err(ApiError::not_found("Doctor")),
+            None => Err(ApiError::not_found("Doctor").into()),
         }
     }
 
@@ -258,7 +265,7 @@ impl DoctorsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<DoctorInput>,
-    ) -> ApiResult<DoctorOk> {
+    ) -> Res<DoctorOk, { AUTHED | BODY | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED }> {
         let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
         let input = body.0;
         let changes = DoctorChanges {
@@ -288,7 +295,7 @@ impl DoctorsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<DoctorPatch>,
-    ) -> ApiResult<DoctorOk> {
+    ) -> Res<DoctorOk, { AUTHED | BODY | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED }> {
         let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
         let input = body.0;
         let changes = DoctorChanges {
@@ -317,7 +324,7 @@ impl DoctorsApi {
         /// The doctor's `ETag`; the delete is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-    ) -> ApiResult<Deleted> {
+    ) -> Res<Deleted, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED }> {
         let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
         doctors::delete(&self.db, &auth.0, id.0, version)
             .await

@@ -12,7 +12,8 @@ use super::doctors::Doctor;
 use super::patients::Deleted;
 use super::{ApiTags, link_header, page};
 use crate::auth::BearerAuth;
-use crate::error::{ApiError, ApiResult};
+use crate::error::status::*;
+use crate::error::{ApiError, Res};
 use crate::store::mappings::{self, CreateError, WithDoctor};
 
 /// A doctor assigned to a patient.
@@ -148,7 +149,7 @@ impl MappingsApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<MappingInput>,
-    ) -> ApiResult<MappingCreated> {
+    ) -> Res<MappingCreated, { AUTHED | BODY | CONFLICT }> {
         let input = body.0;
         let row = mappings::create(&self.db, &auth.0, input.patient, input.doctor)
             .await
@@ -183,7 +184,7 @@ impl MappingsApi {
         limit: Query<Option<u64>>,
         /// Rows to skip (default 0).
         offset: Query<Option<u64>>,
-    ) -> ApiResult<MappingList> {
+    ) -> Res<MappingList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
         let rows = mappings::list(&self.db, &auth.0, page).await?;
         Ok(listed(rows, "/api/mappings/", page))
@@ -209,7 +210,7 @@ impl MappingsApi {
         limit: Query<Option<u64>>,
         /// Rows to skip (default 0).
         offset: Query<Option<u64>>,
-    ) -> ApiResult<MappingList> {
+    ) -> Res<MappingList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         let page = page(limit.0, offset.0)?;
         let rows = mappings::list_for_patient(&self.db, &auth.0, id.0, page)
             .await?
@@ -232,11 +233,11 @@ impl MappingsApi {
         auth: BearerAuth,
         /// For DELETE: the **mapping** id.
         id: Path<i64>,
-    ) -> ApiResult<Deleted> {
+    ) -> Res<Deleted, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         if mappings::delete(&self.db, &auth.0, id.0).await? {
             Ok(Deleted::NoContent)
         } else {
-            Err(ApiError::not_found("Mapping"))
+            Err(ApiError::not_found("Mapping").into())
         }
     }
 }

@@ -5,7 +5,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use sea_orm::DatabaseConnection;
 
 use super::ApiTags;
-use crate::error::{ApiError, ApiResult};
+use crate::error::status::*;
+use crate::error::{ApiError, Res};
 
 #[derive(Object)]
 pub struct Health {
@@ -45,14 +46,14 @@ impl OpsApi {
     ///
     /// 200 when the database answers; 503 problem (with `Retry-After`) otherwise.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
-    async fn readyz(&self) -> ApiResult<HealthOk> {
+    async fn readyz(&self) -> Res<HealthOk, UNAVAILABLE> {
         match self.db.ping().await {
             Ok(()) => Ok(HealthOk::Ok(Json(Health {
                 status: "ok".into(),
             }))),
             Err(err) => {
                 tracing::warn!(error = %err, "readiness check failed");
-                Err(ApiError::unavailable())
+                Err(ApiError::unavailable().into())
             }
         }
     }

@@ -13,7 +13,8 @@ use super::{ApiTags, etag, if_match_version, link_header, page};
 use crate::auth::BearerAuth;
 use crate::domain::{AGE_MAX, Gender, PATIENT_NAME_MAX, PatientChanges, PatientFields};
 use crate::entity::patient;
-use crate::error::{ApiError, ApiResult};
+use crate::error::status::*;
+use crate::error::{ApiError, Res};
 use crate::store::patients::{self, ChangeError};
 use crate::store::{self, mappings};
 
@@ -232,7 +233,7 @@ impl PatientsApi {
         &self,
         auth: BearerAuth,
         body: JsonBody<PatientInput>,
-    ) -> ApiResult<PatientCreated> {
+    ) -> Res<PatientCreated, { AUTHED | BODY }> {
         let input = body.0;
         let fields = PatientFields {
             name: input.name,
@@ -258,7 +259,7 @@ impl PatientsApi {
         limit: Query<Option<u64>>,
         /// Rows to skip (default 0).
         offset: Query<Option<u64>>,
-    ) -> ApiResult<PatientList> {
+    ) -> Res<PatientList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
         let listed = store::patients::list(&self.db, &auth.0, page).await?;
         let link = link_header("/api/patients/", page, listed.total);
@@ -274,10 +275,14 @@ impl PatientsApi {
         method = "get",
         operation_id = "get_patient"
     )]
-    async fn get(&self, auth: BearerAuth, id: Path<i64>) -> ApiResult<PatientOk> {
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<i64>,
+    ) -> Res<PatientOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         match patients::get(&self.db, &auth.0, id.0).await? {
             Some(row) => Ok(ok(row)),
-            None => Err(ApiError::not_found("Patient")),
+            None => Err(ApiError::not_found("Patient").into()),
         }
     }
 
@@ -300,7 +305,7 @@ impl PatientsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<PatientInput>,
-    ) -> ApiResult<PatientOk> {
+    ) -> Res<PatientOk, { AUTHED | BODY | NOT_FOUND | PRECONDITION_FAILED }> {
         let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
         let input = body.0;
         let changes = PatientChanges {
@@ -331,7 +336,7 @@ impl PatientsApi {
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
         body: JsonBody<PatientPatch>,
-    ) -> ApiResult<PatientOk> {
+    ) -> Res<PatientOk, { AUTHED | BODY | NOT_FOUND | PRECONDITION_FAILED }> {
         let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
         let input = body.0;
         let changes = PatientChanges {
@@ -360,7 +365,7 @@ impl PatientsApi {
         /// The patient's `ETag`; the delete is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-    ) -> ApiResult<Deleted> {
+    ) -> Res<Deleted, { AUTHED | BAD_REQUEST | NOT_FOUND | PRECONDITION_FAILED }> {
         let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
         patients::delete(&self.db, &auth.0, id.0, version)
             .await
@@ -384,7 +389,7 @@ impl PatientsApi {
         limit: Query<Option<u64>>,
         /// Rows to skip (default 0).
         offset: Query<Option<u64>>,
-    ) -> ApiResult<DoctorList> {
+    ) -> Res<DoctorList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         let page = page(limit.0, offset.0)?;
         let listed = mappings::list_for_patient(&self.db, &auth.0, id.0, page)
             .await?
