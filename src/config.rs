@@ -180,6 +180,27 @@ pub struct Config {
     )]
     pub password_hash_concurrency: usize,
 
+    /// Login, register and refresh attempts allowed per client IP per minute.
+    #[arg(long, env = "AUTH_RATE_PER_MINUTE", value_name = "AUTH_RATE_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub auth_rate_per_minute: u32,
+
+    /// Failed logins allowed per account per hour (ASVS 2.2.1: at most 100).
+    #[arg(long, env = "LOGIN_FAILURES_PER_HOUR", value_name = "LOGIN_FAILURES_PER_HOUR", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(2..=1_000_000), global = true)]
+    pub login_failures_per_hour: u32,
+
+    /// Comma-separated IPs of reverse proxies whose `X-Forwarded-For` is
+    /// trusted for the client IP (none by default: the socket's peer is the client).
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_name = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
     #[arg(
         long,
@@ -201,13 +222,13 @@ pub struct ConfigError {
 impl Config {
     /// Checks that clap cannot express as a single value parser.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(secret) = &self.jwt_secret {
-            if secret.len() < 32 {
-                return Err(ConfigError {
-                    var: "JWT_SECRET",
-                    message: "must be at least 32 bytes long".into(),
-                });
-            }
+        if let Some(secret) = &self.jwt_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError {
+                var: "JWT_SECRET",
+                message: "must be at least 32 bytes long".into(),
+            });
         }
         if !(self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres"))
         {

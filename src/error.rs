@@ -361,7 +361,11 @@ impl<E> ProblemCatchAllEndpoint<E> {
                 }
             }
         };
-        let mut out = Problem::new(status, detail).into_http();
+        let mut problem = Problem::new(status, detail);
+        if status == StatusCode::BAD_REQUEST {
+            problem.errors = param_errors(&problem.detail);
+        }
+        let mut out = problem.into_http();
         for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
             if let Some(v) = parts.headers.get(&name) {
                 out.headers_mut().insert(name, v.clone());
@@ -375,15 +379,40 @@ impl<E> ProblemCatchAllEndpoint<E> {
                 HeaderValue::from_static(BEARER_CHALLENGE),
             );
         }
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            if let Some(allow) = self.allowed.allow_header(path) {
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    out.headers_mut().insert(header::ALLOW, v);
-                }
-            }
+        if status == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(allow) = self.allowed.allow_header(path)
+            && let Ok(v) = HeaderValue::from_str(&allow)
+        {
+            out.headers_mut().insert(header::ALLOW, v);
         }
         out
     }
+}
+
+/// A query or header parameter that poem-openapi refused ("Failed to parse
+/// parameter `limit`: verification failed. minimum(1, exclusive: false).")
+/// as a DRF-style field error keyed by the parameter's name.
+fn param_errors(detail: &str) -> Option<FieldErrors> {
+    let rest = detail.strip_prefix("Failed to parse parameter `")?;
+    let (name, reason) = rest.split_once("`: ")?;
+    let bound = |prefix: &str| {
+        reason
+            .strip_prefix(prefix)
+            .and_then(|r| r.split([',', ')']).next())
+            .map(str::to_string)
+    };
+    let message = if let Some(n) = bound("verification failed. minimum(") {
+        format!("Ensure this value is greater than or equal to {n}.")
+    } else if let Some(n) = bound("verification failed. maximum(") {
+        format!("Ensure this value is less than or equal to {n}.")
+    } else if reason.contains("integer") {
+        "A valid integer is required.".to_string()
+    } else {
+        "Not a valid value.".to_string()
+    };
+    let mut errors = FieldErrors::new();
+    errors.insert(name.to_string(), vec![message]);
+    Some(errors)
 }
 
 /// poem-openapi's messages start with the layer that failed

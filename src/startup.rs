@@ -9,16 +9,20 @@ use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 use sea_orm::DatabaseConnection;
 
+use crate::api::admin::AdminApi;
 use crate::api::auth::AuthApi;
 use crate::api::body::BodyLimit;
 use crate::api::doctors::DoctorsApi;
 use crate::api::mappings::MappingsApi;
 use crate::api::ops::OpsApi;
 use crate::api::patients::PatientsApi;
+use crate::audit::{AuditLog, AuditMiddleware};
+use crate::auth::Authenticator;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::tokens::JwtKeys;
 use crate::config::Config;
 use crate::error::ProblemCatchAll;
+use crate::ratelimit::RateLimits;
 use crate::store;
 use crate::telemetry::RequestLog;
 
@@ -27,7 +31,10 @@ use crate::telemetry::RequestLog;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub keys: JwtKeys,
+    pub auth: Authenticator,
     pub hasher: PasswordHasherPool,
+    pub limits: Arc<RateLimits>,
+    pub audit: AuditLog,
     pub config: Arc<Config>,
 }
 
@@ -76,6 +83,9 @@ impl AppState {
         );
         let hasher = PasswordHasherPool::new(config.hash_concurrency())?;
         Ok(Self {
+            auth: Authenticator::new(keys.clone(), db.clone()),
+            audit: AuditLog::start(db.clone()),
+            limits: Arc::new(limits(&config)),
             db,
             keys,
             hasher,
@@ -92,8 +102,12 @@ impl AppState {
             config.access_ttl(),
             config.refresh_ttl(),
         );
+        let db = DatabaseConnection::default();
         Ok(Self {
-            db: DatabaseConnection::default(),
+            auth: Authenticator::new(keys.clone(), db.clone()),
+            audit: AuditLog::disabled(),
+            limits: Arc::new(limits(&config)),
+            db,
             keys,
             hasher: PasswordHasherPool::new(1)?,
             config: Arc::new(config),
@@ -101,7 +115,22 @@ impl AppState {
     }
 }
 
-pub type Apis = (AuthApi, PatientsApi, DoctorsApi, MappingsApi, OpsApi);
+fn limits(config: &Config) -> RateLimits {
+    RateLimits::new(
+        config.auth_rate_per_minute,
+        config.login_failures_per_hour,
+        config.trusted_proxies.clone(),
+    )
+}
+
+pub type Apis = (
+    AuthApi,
+    PatientsApi,
+    DoctorsApi,
+    MappingsApi,
+    AdminApi,
+    OpsApi,
+);
 
 const DESCRIPTION: &str = "\
 Patients, doctors and their assignments, for clinic staff.
@@ -125,6 +154,9 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
             PatientsApi { db: db.clone() },
             DoctorsApi { db: db.clone() },
             MappingsApi { db: db.clone() },
+            AdminApi {
+                state: state.clone(),
+            },
             OpsApi { db },
         ),
         "Healthcare API",
@@ -206,11 +238,15 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
         .at("/openapi.json", spec_json)
         .at("/openapi.yaml", spec_yaml)
         .nest("/", api)
-        .data(state.keys.clone())
+        .data(state.auth.clone())
         .data(BodyLimit(
             usize::try_from(state.config.max_body_bytes).unwrap_or(65_536),
         ))
         .with(CatchPanic::new())
+        .with(AuditMiddleware {
+            log: state.audit.clone(),
+            limits: state.limits.clone(),
+        })
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemCatchAll::new(allowed))
@@ -229,7 +265,8 @@ pub async fn serve(state: AppState) -> Result<(), StartError> {
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(grace))
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!("stopped accepting; closing the database pool");
+    tracing::info!("stopped accepting; flushing the audit trail and closing the database pool");
+    state.audit.close().await;
     state.db.close().await?;
     Ok(())
 }

@@ -5,8 +5,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
+use poem::Request;
+
 use super::ApiTags;
 use super::body::{Fields, FromJson, JsonBody};
+use crate::audit::AuditContext;
 use crate::auth::BearerAuth;
 use crate::auth::password::check_strength;
 use crate::auth::tokens::{TokenError, TokenType};
@@ -32,6 +35,9 @@ pub struct User {
     /// Whether this user is an administrator.
     #[oai(read_only)]
     pub is_staff: bool,
+    /// Whether this user may log in (administrators can deactivate users).
+    #[oai(read_only)]
+    pub is_active: bool,
 }
 
 impl Example for User {
@@ -42,6 +48,7 @@ impl Example for User {
             email: "john@example.com".into(),
             date_joined: DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap_or_default(),
             is_staff: false,
+            is_active: true,
         }
     }
 }
@@ -54,6 +61,7 @@ impl From<user::Model> for User {
             email: row.email,
             date_joined: row.date_joined,
             is_staff: row.is_staff,
+            is_active: row.is_active,
         }
     }
 }
@@ -62,8 +70,12 @@ impl From<user::Model> for User {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct RegisterInput {
-    /// 1 to 150 letters, digits and `@.+-_`; unique ignoring case.
-    #[oai(validator(min_length = 1, max_length = 150, pattern = r"^[\w.@+-]+$"))]
+    /// 1 to 150 letters, digits and `@.+-_` (surrounding whitespace is
+    /// trimmed); unique ignoring case.
+    #[oai(validator(
+        min_length = 1,
+        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[\w.@+-]{1,150}[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    ))]
     pub username: String,
     /// A valid email address, unique ignoring case.
     #[oai(validator(min_length = 3, max_length = 254))]
@@ -116,7 +128,14 @@ impl FromJson for RegisterInput {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct LoginInput {
+    /// The username (or its case variant); surrounding whitespace is trimmed.
+    #[oai(validator(
+        min_length = 1,
+        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,148}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    ))]
     pub username: String,
+    /// The password, exactly as registered (never trimmed).
+    #[oai(validator(min_length = 1))]
     pub password: String,
 }
 
@@ -145,6 +164,7 @@ impl FromJson for LoginInput {
 #[oai(example)]
 pub struct RefreshInput {
     /// The refresh token from login (or from the last refresh when rotation is on).
+    #[oai(validator(min_length = 1))]
     pub refresh: String,
 }
 
@@ -168,6 +188,8 @@ impl FromJson for RefreshInput {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct PasswordChangeInput {
+    /// The current password.
+    #[oai(validator(min_length = 1))]
     pub old_password: String,
     /// 8 to 128 characters, not easy to guess.
     #[oai(validator(min_length = 8, max_length = 128))]
@@ -319,8 +341,10 @@ impl AuthApi {
     )]
     async fn register(
         &self,
+        req: &Request,
         body: JsonBody<RegisterInput>,
     ) -> Res<Registered, { BODY | CONFLICT | TOO_MANY_REQUESTS | SERVER }> {
+        self.state.limits.check_ip(req)?;
         let input = body.0;
         let db = &self.state.db;
         let taken = users::taken_fields(db, &input.username, &input.email).await?;
@@ -359,10 +383,17 @@ impl AuthApi {
     #[oai(path = "/api/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
+        req: &Request,
         body: JsonBody<LoginInput>,
     ) -> Res<LoggedIn, { BODY | UNAUTHORIZED | TOO_MANY_REQUESTS | SERVER }> {
+        let limits = &self.state.limits;
+        limits.check_ip(req)?;
         let input = body.0;
+        limits.check_account(&input.username)?;
         let user = users::find_by_username(&self.state.db, &input.username).await?;
+        if let (Some(user), Some(audit)) = (&user, req.data::<AuditContext>()) {
+            audit.set(user.id);
+        }
         let verified = self
             .state
             .hasher
@@ -375,6 +406,7 @@ impl AuthApi {
         let user = match user {
             Some(user) if verified && user.is_active => user,
             other => {
+                limits.record_failure(&input.username);
                 tracing::info!(user_id = other.map(|u| u.id), "login failed");
                 return Err(ApiError::unauthorized(BAD_CREDENTIALS).into());
             }
@@ -398,9 +430,11 @@ impl AuthApi {
     )]
     async fn refresh(
         &self,
+        req: &Request,
         body: JsonBody<RefreshInput>,
     ) -> Res<RefreshOk, { BODY | UNAUTHORIZED | TOO_MANY_REQUESTS | SERVER }> {
         let state = &self.state;
+        state.limits.check_ip(req)?;
         let claims = state
             .keys
             .verify(&body.0.refresh, TokenType::Refresh)
@@ -417,6 +451,10 @@ impl AuthApi {
             || (state.config.rotate_refresh_tokens
                 && !refresh_tokens::mark_rotated(&state.db, record.id).await?);
         if reused {
+            if let Some(audit) = req.data::<AuditContext>() {
+                audit.set(user.id);
+                audit.set_action("revoke");
+            }
             let revoked = refresh_tokens::revoke_family(&state.db, &record.family).await?;
             tracing::warn!(
                 user_id = user.id,
@@ -450,6 +488,7 @@ impl AuthApi {
     #[oai(path = "/api/auth/logout", method = "post", operation_id = "logout")]
     async fn logout(
         &self,
+        req: &Request,
         body: JsonBody<RefreshInput>,
     ) -> Res<Done, { BODY | UNAUTHORIZED | SERVER }> {
         let state = &self.state;
@@ -460,6 +499,9 @@ impl AuthApi {
         let record = refresh_tokens::find(&state.db, &claims.jti)
             .await?
             .ok_or_else(|| ApiError::unauthorized(BAD_REFRESH))?;
+        if let Some(audit) = req.data::<AuditContext>() {
+            audit.set(record.user_id);
+        }
         let revoked = refresh_tokens::revoke_family(&state.db, &record.family).await?;
         tracing::info!(
             user_id = record.user_id,

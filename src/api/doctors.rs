@@ -74,11 +74,17 @@ impl From<doctor::Model> for Doctor {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct DoctorInput {
-    /// Full name, 1 to 200 characters (trimmed).
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Full name, 1 to 200 characters after trimming, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    ))]
     pub name: String,
-    /// Medical specialty, 1 to 100 characters (trimmed).
-    #[oai(validator(min_length = 1, max_length = 100))]
+    /// Medical specialty, 1 to 100 characters after trimming, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    ))]
     pub specialization: String,
 }
 
@@ -107,9 +113,23 @@ impl FromJson for DoctorInput {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct DoctorPatch {
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Full name, 1 to 200 characters after trimming, no control characters.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(
+            min_length = 1,
+            pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: Option<String>,
-    #[oai(validator(min_length = 1, max_length = 100))]
+    /// Medical specialty, 1 to 100 characters after trimming, no control characters.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(
+            min_length = 1,
+            pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub specialization: Option<String>,
 }
 
@@ -222,8 +242,10 @@ impl DoctorsApi {
         &self,
         _auth: BearerAuth,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
-        /// Rows to skip (default 0).
+        /// Rows to skip (default 0; at most 2^53 - 1).
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         offset: Query<Option<u64>>,
     ) -> Res<DoctorList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;

@@ -148,6 +148,7 @@ impl MappingsApi {
     async fn create(
         &self,
         auth: BearerAuth,
+        req: &poem::Request,
         body: JsonBody<MappingInput>,
     ) -> Res<MappingCreated, { AUTHED | BODY | CONFLICT }> {
         let input = body.0;
@@ -168,6 +169,9 @@ impl MappingsApi {
                 }
                 CreateError::Db(e) => e.into(),
             })?;
+        if let Some(audit) = req.data::<crate::audit::AuditContext>() {
+            audit.set_resource(row.0.id);
+        }
         let location = format!("/api/mappings/{}/", row.0.patient_id);
         Ok(MappingCreated::Created(Json(row.into()), location))
     }
@@ -181,8 +185,10 @@ impl MappingsApi {
         &self,
         auth: BearerAuth,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
-        /// Rows to skip (default 0).
+        /// Rows to skip (default 0; at most 2^53 - 1).
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         offset: Query<Option<u64>>,
     ) -> Res<MappingList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
@@ -207,8 +213,10 @@ impl MappingsApi {
         /// For GET: the **patient** id.
         id: Path<i64>,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
-        /// Rows to skip (default 0).
+        /// Rows to skip (default 0; at most 2^53 - 1).
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         offset: Query<Option<u64>>,
     ) -> Res<MappingList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         let page = page(limit.0, offset.0)?;

@@ -1,5 +1,6 @@
 //! HTTP only: one module per tag, request and response types, no SQL.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod doctors;
@@ -22,6 +23,8 @@ pub enum ApiTags {
     Doctors,
     /// Which doctors are assigned to which patients.
     Mappings,
+    /// Administrators only: users and the audit trail.
+    Admin,
     /// Health and readiness probes.
     Operations,
 }
@@ -47,10 +50,10 @@ pub fn if_match_version(
     let prefix = format!("\"{kind}-{id}-v");
     for tag in header.split(',').map(str::trim) {
         let tag = tag.strip_prefix("W/").unwrap_or(tag);
-        if let Some(v) = tag.strip_prefix(&prefix).and_then(|r| r.strip_suffix('"')) {
-            if let Ok(v) = v.parse::<i64>() {
-                return Ok(Some(v));
-            }
+        if let Some(v) = tag.strip_prefix(&prefix).and_then(|r| r.strip_suffix('"'))
+            && let Ok(v) = v.parse::<i64>()
+        {
+            return Ok(Some(v));
         }
     }
     Err(ApiError::precondition_failed())

@@ -35,7 +35,6 @@ pub struct Patient {
     /// Age in years.
     #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
     pub age: i32,
-    /// Administrative gender.
     pub gender: Gender,
     /// Id of the user who created (and owns) this record.
     #[oai(read_only)]
@@ -81,13 +80,15 @@ impl From<patient::Model> for Patient {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct PatientInput {
-    /// Full name, 1 to 200 characters (trimmed).
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Full name, 1 to 200 characters after trimming, no control characters.
+    #[oai(validator(
+        min_length = 1,
+        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    ))]
     pub name: String,
     /// Age in years, 0 to 150.
     #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
     pub age: i32,
-    /// Administrative gender.
     pub gender: Gender,
 }
 
@@ -119,10 +120,22 @@ impl FromJson for PatientInput {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct PatientPatch {
-    #[oai(validator(min_length = 1, max_length = 200))]
+    /// Full name, 1 to 200 characters after trimming, no control characters.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(
+            min_length = 1,
+            pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+        )
+    )]
     pub name: Option<String>,
-    #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
+    /// Age in years, 0 to 150.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(minimum(value = "0"), maximum(value = "150"))
+    )]
     pub age: Option<i32>,
+    #[oai(skip_serializing_if_is_none)]
     pub gender: Option<Gender>,
 }
 
@@ -256,8 +269,10 @@ impl PatientsApi {
         &self,
         auth: BearerAuth,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
-        /// Rows to skip (default 0).
+        /// Rows to skip (default 0; at most 2^53 - 1).
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         offset: Query<Option<u64>>,
     ) -> Res<PatientList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
@@ -386,8 +401,10 @@ impl PatientsApi {
         auth: BearerAuth,
         id: Path<i64>,
         /// Page size, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
-        /// Rows to skip (default 0).
+        /// Rows to skip (default 0; at most 2^53 - 1).
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         offset: Query<Option<u64>>,
     ) -> Res<DoctorList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         let page = page(limit.0, offset.0)?;

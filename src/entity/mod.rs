@@ -1,5 +1,6 @@
 //! SeaORM entities: the database rows. Never exposed as API types.
 
+pub mod audit_event;
 pub mod doctor;
 pub mod mapping;
 pub mod patient;

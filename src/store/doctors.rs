@@ -89,16 +89,19 @@ pub async fn update(
     changes: DoctorChanges,
     if_version: Option<i64>,
 ) -> Result<doctor::Model, ChangeError> {
-    let current = check_change(db, principal, id, if_version).await?;
+    check_change(db, principal, id, if_version).await?;
+    // `created_by` never changes, so the permission checked above still
+    // holds; only the version can have moved on since.
     let mut update = doctor::Entity::update_many()
         .col_expr(doctor::Column::UpdatedAt, Expr::value(super::now()))
         .col_expr(
             doctor::Column::Version,
             Expr::col(doctor::Column::Version).add(1),
         )
-        .filter(doctor::Column::Id.eq(id))
-        // The version read above must still hold: a concurrent change loses.
-        .filter(doctor::Column::Version.eq(current.version));
+        .filter(doctor::Column::Id.eq(id));
+    if let Some(version) = if_version {
+        update = update.filter(doctor::Column::Version.eq(version));
+    }
     if let Some(name) = changes.name {
         update = update.col_expr(doctor::Column::Name, Expr::value(name));
     }
@@ -108,11 +111,15 @@ pub async fn update(
     let mut rows = update.exec_with_returning(db).await?;
     match rows.pop() {
         Some(row) => Ok(row),
-        None if if_version.is_some() => Err(ChangeError::Stale),
-        None => match get(db, id).await? {
-            Some(_) => Err(ChangeError::Stale),
-            None => Err(ChangeError::NotFound),
-        },
+        None => Err(gone_or_stale(db, id).await),
+    }
+}
+
+async fn gone_or_stale(db: &DatabaseConnection, id: i64) -> ChangeError {
+    match get(db, id).await {
+        Ok(Some(_)) => ChangeError::Stale,
+        Ok(None) => ChangeError::NotFound,
+        Err(err) => ChangeError::Db(err),
     }
 }
 
@@ -123,18 +130,14 @@ pub async fn delete(
     id: i64,
     if_version: Option<i64>,
 ) -> Result<(), ChangeError> {
-    let current = check_change(db, principal, id, if_version).await?;
-    let result = doctor::Entity::delete_many()
-        .filter(doctor::Column::Id.eq(id))
-        .filter(doctor::Column::Version.eq(current.version))
-        .exec(db)
-        .await?;
-    if result.rows_affected == 1 {
+    check_change(db, principal, id, if_version).await?;
+    let mut delete = doctor::Entity::delete_many().filter(doctor::Column::Id.eq(id));
+    if let Some(version) = if_version {
+        delete = delete.filter(doctor::Column::Version.eq(version));
+    }
+    if delete.exec(db).await?.rows_affected == 1 {
         Ok(())
-    } else if if_version.is_some() {
-        Err(ChangeError::Stale)
     } else {
-        // Changed or deleted between the check and the delete: try once more.
-        Box::pin(delete(db, principal, id, None)).await
+        Err(gone_or_stale(db, id).await)
     }
 }

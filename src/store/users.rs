@@ -101,3 +101,35 @@ pub async fn set_password(
         .await?;
     Ok(())
 }
+
+/// Activates or deactivates a user; `None` when there is no such user.
+pub async fn set_active(
+    db: &DatabaseConnection,
+    id: i64,
+    active: bool,
+) -> Result<Option<user::Model>, DbErr> {
+    let mut rows = user::Entity::update_many()
+        .col_expr(
+            user::Column::IsActive,
+            sea_orm::sea_query::Expr::value(active),
+        )
+        .filter(user::Column::Id.eq(id))
+        .exec_with_returning(db)
+        .await?;
+    Ok(rows.pop())
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    page: super::Page,
+) -> Result<super::Listed<user::Model>, DbErr> {
+    use sea_orm::{PaginatorTrait, QueryOrder, QuerySelect};
+    let total = user::Entity::find().count(db).await?;
+    let items = user::Entity::find()
+        .order_by_asc(user::Column::Id)
+        .limit(page.limit)
+        .offset(page.offset)
+        .all(db)
+        .await?;
+    Ok(super::Listed { items, total })
+}

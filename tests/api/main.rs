@@ -3,5 +3,9 @@
 mod helpers;
 
 mod auth;
+mod bad_input;
+mod concurrency;
 mod flow;
+mod ownership;
 mod spec;
+mod tokens;

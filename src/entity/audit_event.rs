@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+/// One access to patient data or one security event. Append-only.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "audit_events")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub at: DateTimeUtc,
+    /// The authenticated user, when there was one.
+    pub actor_id: Option<i64>,
+    /// `create`, `read`, `list`, `update`, `delete`, `login_success`, `login_failure`, `revoke`.
+    pub action: String,
+    /// `patient`, `mapping` or `user`.
+    pub resource_type: String,
+    pub resource_id: Option<i64>,
+    /// The HTTP status the request was answered with.
+    pub status: i32,
+    pub ip: Option<String>,
+    pub request_id: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
