@@ -287,10 +287,8 @@ pub struct ProblemCatchAll {
 }
 
 impl ProblemCatchAll {
-    pub fn new(allowed: crate::startup::AllowedMethods) -> Self {
-        Self {
-            allowed: std::sync::Arc::new(allowed),
-        }
+    pub fn new(allowed: std::sync::Arc<crate::startup::AllowedMethods>) -> Self {
+        Self { allowed }
     }
 }
 

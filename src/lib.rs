@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod entity;
 pub mod error;
+pub mod metrics;
 pub mod ratelimit;
 pub mod startup;
 pub mod store;

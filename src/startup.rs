@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::TcpListener;
+use poem::listener::{Listener, TcpListener};
 use poem::middleware::{CatchPanic, Cors, NormalizePath, TrailingSlash};
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
@@ -195,23 +195,34 @@ impl AllowedMethods {
         Self { routes }
     }
 
-    pub fn allow_header(&self, path: &str) -> Option<String> {
+    fn find(&self, path: &str) -> Option<&(Vec<String>, Vec<String>)> {
         let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        self.routes.iter().find_map(|(template, methods)| {
-            let matches = template.len() == parts.len()
+        self.routes.iter().find(|(template, _)| {
+            template.len() == parts.len()
                 && template
                     .iter()
                     .zip(&parts)
-                    .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p);
-            matches.then(|| methods.join(", "))
+                    .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
         })
+    }
+
+    pub fn allow_header(&self, path: &str) -> Option<String> {
+        self.find(path).map(|(_, methods)| methods.join(", "))
+    }
+
+    /// The spec's path template for a request path (`/api/patients/{id}`),
+    /// so that metrics have one series per route, not per id.
+    pub fn route_template(&self, path: &str) -> Option<String> {
+        self.find(path)
+            .map(|(template, _)| format!("/{}", template.join("/")))
     }
 }
 
 /// The whole application: API, docs, spec, with every middleware.
 pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
+    crate::metrics::init();
     let api = api_service(state);
-    let allowed = AllowedMethods::from_spec(&api.spec());
+    let routes = Arc::new(AllowedMethods::from_spec(&api.spec()));
     let docs = api.swagger_ui();
     let spec_json = api.spec_endpoint();
     let spec_yaml = api.spec_endpoint_yaml();
@@ -249,22 +260,38 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
         })
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .with(NormalizePath::new(TrailingSlash::Trim))
-        .with(ProblemCatchAll::new(allowed))
-        .with(RequestLog)
+        .with(ProblemCatchAll::new(routes.clone()))
+        .with(RequestLog { routes })
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within
 /// the configured grace period and closes the pool.
 pub async fn serve(state: AppState) -> Result<(), StartError> {
     let addr = state.config.bind_addr;
-    let grace = Duration::from_secs(state.config.shutdown_grace);
-    let listener = TcpListener::bind(addr);
-    let app = build_app(&state);
-    tracing::info!(%addr, "listening");
-    Server::new(listener)
-        .run_with_graceful_shutdown(app, shutdown_signal(), Some(grace))
+    let acceptor = TcpListener::bind(addr)
+        .into_acceptor()
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(%addr, "listening");
+    run_until(state, acceptor, shutdown_signal()).await
+}
+
+/// Serves on `acceptor` until `shutdown` resolves; then stops accepting,
+/// gives in-flight requests the grace period, flushes the audit trail and
+/// closes the pool. Tests drive shutdown through `shutdown`.
+pub async fn run_until<A>(
+    state: AppState,
+    acceptor: A,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), StartError>
+where
+    A: poem::listener::Acceptor + 'static,
+{
+    let grace = Duration::from_secs(state.config.shutdown_grace);
+    let app = build_app(&state);
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(grace))
+        .await?;
     tracing::info!("stopped accepting; flushing the audit trail and closing the database pool");
     state.audit.close().await;
     state.db.close().await?;

@@ -1,5 +1,6 @@
 //! Logging: tracing-subscriber set-up and one log line per request.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use poem::http::HeaderValue;
@@ -8,6 +9,7 @@ use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::startup::AllowedMethods;
 
 /// Installs the global subscriber: human-readable text or one JSON object
 /// per line, filtered by `RUST_LOG` syntax.
@@ -60,18 +62,25 @@ fn sane_request_id(value: &HeaderValue) -> Option<String> {
 /// Gives every request an `X-Request-Id` and logs one line when it ends:
 /// method, path (never the query, which may hold patient names), status,
 /// latency, request id and user id.
-pub struct RequestLog;
+/// Also counts the request in the metrics, by route template.
+pub struct RequestLog {
+    pub routes: Arc<AllowedMethods>,
+}
 
 impl<E: Endpoint> Middleware<E> for RequestLog {
     type Output = RequestLogEndpoint<E>;
 
     fn transform(&self, ep: E) -> Self::Output {
-        RequestLogEndpoint { inner: ep }
+        RequestLogEndpoint {
+            inner: ep,
+            routes: self.routes.clone(),
+        }
     }
 }
 
 pub struct RequestLogEndpoint<E> {
     inner: E,
+    routes: Arc<AllowedMethods>,
 }
 
 impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
@@ -106,9 +115,17 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
             }
         }
         let status = resp.status().as_u16();
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = started.elapsed().as_secs_f64();
+        let route = self.routes.route_template(&path);
+        let route = route.as_deref().unwrap_or(if path.starts_with("/docs") {
+            "/docs"
+        } else {
+            "unmatched"
+        });
+        crate::metrics::record_request(method.as_str(), route, status, elapsed);
+        let latency_ms = elapsed * 1000.0;
         span.in_scope(|| {
-            tracing::info!(%method, %path, status, latency_ms = format_args!("{latency_ms:.2}"), "request");
+            tracing::info!(%method, route, status, latency_ms = format_args!("{latency_ms:.2}"), "request");
         });
         Ok(resp)
     }

@@ -58,6 +58,16 @@ impl OpsApi {
         }
     }
 
+    /// Metrics
+    ///
+    /// Prometheus text format: `http_requests_total` and
+    /// `http_request_duration_seconds` by method, route template and status,
+    /// and database pool gauges.
+    #[oai(path = "/metrics", method = "get", operation_id = "metrics")]
+    async fn metrics(&self) -> PlainText<String> {
+        PlainText(crate::metrics::render(&self.db))
+    }
+
     /// Redirect to the API documentation.
     #[oai(path = "/", method = "get", hidden)]
     async fn root(&self) -> Redirect {
