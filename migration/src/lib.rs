@@ -9,6 +9,7 @@ mod m20261128_000004_create_mappings_table;
 mod m20261128_000005_create_refresh_tokens_table;
 mod m20261128_000006_create_server_settings_table;
 mod m20261128_000007_create_audit_events_table;
+mod m20261128_000008_add_list_indexes;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_create_refresh_tokens_table::Migration),
             Box::new(m20261128_000006_create_server_settings_table::Migration),
             Box::new(m20261128_000007_create_audit_events_table::Migration),
+            Box::new(m20261128_000008_add_list_indexes::Migration),
         ]
     }
 }

@@ -143,7 +143,7 @@ impl AdminApi {
         require_admin(&auth.0)?;
         let page = page(limit.0, offset.0)?;
         let listed = users::list(&self.state.db, page).await?;
-        let link = link_header("/api/users/", page, listed.total);
+        let link = link_header("/api/users/", &[], page, listed.total);
         let items = listed.items.into_iter().map(User::from).collect();
         Ok(UserList::Ok(Json(items), listed.total, link))
     }
@@ -256,7 +256,7 @@ impl AdminApi {
             until: until.0,
         };
         let listed = audit::list(&self.state.db, filter, page).await?;
-        let link = link_header("/api/audit/", page, listed.total);
+        let link = link_header("/api/audit/", &[], page, listed.total);
         let items = listed.items.into_iter().map(AuditEvent::from).collect();
         Ok(AuditList::Ok(Json(items), listed.total, link))
     }

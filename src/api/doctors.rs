@@ -9,13 +9,13 @@ use sea_orm::DatabaseConnection;
 
 use super::body::{Fields, FromJson, JsonBody};
 use super::patients::Deleted;
-use super::{ApiTags, etag, if_match_version, link_header, page};
+use super::{ApiTags, etag, if_match_version, link_header, ordering, page};
 use crate::auth::BearerAuth;
 use crate::domain::{DOCTOR_NAME_MAX, DoctorChanges, DoctorFields, SPECIALIZATION_MAX};
 use crate::entity::doctor;
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
-use crate::store::doctors::{self, ChangeError};
+use crate::store::doctors::{self, ChangeError, DoctorFilter};
 
 const KIND: &str = "doctor";
 const READ_ONLY: &[&str] = &["id", "created_by", "created_at", "updated_at"];
@@ -154,6 +154,16 @@ impl FromJson for DoctorPatch {
     }
 }
 
+ordering! {
+    /// Sort order of the doctor list: a field, `-` first for descending.
+    DoctorOrdering for doctor::Column {
+        Id = "id", IdDesc = "-id" => doctor::Column::Id;
+        Name = "name", NameDesc = "-name" => doctor::Column::Name;
+        Specialization = "specialization", SpecializationDesc = "-specialization" => doctor::Column::Specialization;
+        CreatedAt = "created_at", CreatedAtDesc = "-created_at" => doctor::Column::CreatedAt;
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum DoctorCreated {
     /// The new doctor.
@@ -234,13 +244,23 @@ impl DoctorsApi {
 
     /// List doctors
     ///
-    /// Every doctor in the directory, ordered by id, as a plain JSON array.
-    /// Paginate with `limit` and `offset`; the total is in `X-Total-Count`
+    /// Every doctor in the directory, as a plain JSON array. Filter with
+    /// `search` (name, case-insensitive substring) and `specialization`
+    /// (case-insensitive exact match); sort with `ordering` (default `id`);
+    /// paginate with `limit` and `offset`. The total is in `X-Total-Count`
     /// and the neighbouring pages in `Link`.
     #[oai(path = "/api/doctors", method = "get", operation_id = "list_doctors")]
     async fn list(
         &self,
         _auth: BearerAuth,
+        /// Only doctors whose name contains this text (case-insensitive).
+        #[oai(validator(max_length = 200))]
+        search: Query<Option<String>>,
+        /// Only doctors with this specialization (case-insensitive).
+        #[oai(validator(max_length = 100))]
+        specialization: Query<Option<String>>,
+        /// Sort field, `-` first for descending (default `id`).
+        ordering: Query<Option<DoctorOrdering>>,
         /// Page size, 1 to 1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
@@ -249,8 +269,27 @@ impl DoctorsApi {
         offset: Query<Option<u64>>,
     ) -> Res<DoctorList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
-        let listed = doctors::list(&self.db, page).await?;
-        let link = link_header("/api/doctors/", page, listed.total);
+        let trimmed = |q: Option<String>| q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let search = trimmed(search.0);
+        let specialization = trimmed(specialization.0);
+        let ordering = ordering.0.unwrap_or(DoctorOrdering::Id);
+        let mut filters = Vec::new();
+        if let Some(s) = &search {
+            filters.push(("search", s.clone()));
+        }
+        if let Some(s) = &specialization {
+            filters.push(("specialization", s.clone()));
+        }
+        if ordering != DoctorOrdering::Id {
+            filters.push(("ordering", ordering.as_str().to_string()));
+        }
+        let filter = DoctorFilter {
+            search,
+            specialization,
+            sort: ordering.sort(),
+        };
+        let listed = doctors::list(&self.db, &filter, page).await?;
+        let link = link_header("/api/doctors/", &filters, page, listed.total);
         let items = listed.items.into_iter().map(Doctor::from).collect();
         Ok(DoctorList::Ok(Json(items), listed.total, link))
     }

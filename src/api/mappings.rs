@@ -10,11 +10,12 @@ use sea_orm::DatabaseConnection;
 use super::body::{Fields, FromJson, JsonBody};
 use super::doctors::Doctor;
 use super::patients::Deleted;
-use super::{ApiTags, link_header, page};
+use super::{ApiTags, link_header, ordering, page};
 use crate::auth::BearerAuth;
+use crate::entity::mapping;
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
-use crate::store::mappings::{self, CreateError, WithDoctor};
+use crate::store::mappings::{self, CreateError, MappingFilter, WithDoctor};
 
 /// A doctor assigned to a patient.
 #[derive(Object, Debug, Clone)]
@@ -92,6 +93,14 @@ impl FromJson for MappingInput {
     }
 }
 
+ordering! {
+    /// Sort order of the mapping list: a field, `-` first for descending.
+    MappingOrdering for mapping::Column {
+        Id = "id", IdDesc = "-id" => mapping::Column::Id;
+        CreatedAt = "created_at", CreatedAtDesc = "-created_at" => mapping::Column::CreatedAt;
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum MappingCreated {
     /// The new mapping.
@@ -126,9 +135,10 @@ pub struct MappingsApi {
 fn listed(
     listed: crate::store::Listed<WithDoctor>,
     path: &str,
+    filters: &[(&str, String)],
     page: crate::store::Page,
 ) -> MappingList {
-    let link = link_header(path, page, listed.total);
+    let link = link_header(path, filters, page, listed.total);
     let items = listed.items.into_iter().map(Mapping::from).collect();
     MappingList::Ok(Json(items), listed.total, link)
 }
@@ -179,11 +189,19 @@ impl MappingsApi {
     /// List mappings
     ///
     /// The mappings of the caller's patients (all mappings for
-    /// administrators), ordered by id, as a plain JSON array.
+    /// administrators), as a plain JSON array. Filter with `patient` and
+    /// `doctor`; sort with `ordering` (default `id`); paginate with `limit`
+    /// and `offset`.
     #[oai(path = "/api/mappings", method = "get", operation_id = "list_mappings")]
     async fn list(
         &self,
         auth: BearerAuth,
+        /// Only mappings of this patient id.
+        patient: Query<Option<i64>>,
+        /// Only mappings of this doctor id.
+        doctor: Query<Option<i64>>,
+        /// Sort field, `-` first for descending (default `id`).
+        ordering: Query<Option<MappingOrdering>>,
         /// Page size, 1 to 1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
@@ -192,8 +210,24 @@ impl MappingsApi {
         offset: Query<Option<u64>>,
     ) -> Res<MappingList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
-        let rows = mappings::list(&self.db, &auth.0, page).await?;
-        Ok(listed(rows, "/api/mappings/", page))
+        let ordering = ordering.0.unwrap_or(MappingOrdering::Id);
+        let mut filters = Vec::new();
+        if let Some(p) = patient.0 {
+            filters.push(("patient", p.to_string()));
+        }
+        if let Some(d) = doctor.0 {
+            filters.push(("doctor", d.to_string()));
+        }
+        if ordering != MappingOrdering::Id {
+            filters.push(("ordering", ordering.as_str().to_string()));
+        }
+        let filter = MappingFilter {
+            patient: patient.0,
+            doctor: doctor.0,
+            sort: ordering.sort(),
+        };
+        let rows = mappings::list(&self.db, &auth.0, &filter, page).await?;
+        Ok(listed(rows, "/api/mappings/", &filters, page))
     }
 
     /// List a patient's mappings
@@ -223,7 +257,7 @@ impl MappingsApi {
         let rows = mappings::list_for_patient(&self.db, &auth.0, id.0, page)
             .await?
             .ok_or_else(|| ApiError::not_found("Patient"))?;
-        Ok(listed(rows, &format!("/api/mappings/{}/", id.0), page))
+        Ok(listed(rows, &format!("/api/mappings/{}/", id.0), &[], page))
     }
 
     /// Remove a doctor from a patient

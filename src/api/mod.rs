@@ -29,6 +29,43 @@ pub enum ApiTags {
     Operations,
 }
 
+/// Declares a list's `ordering` parameter: an enum of allow-listed fields,
+/// each ascending or (with `-`) descending, mapped to a column.
+macro_rules! ordering {
+    ($(#[$doc:meta])* $name:ident for $column:ty {
+        $($asc:ident = $asc_s:literal, $desc:ident = $desc_s:literal => $col:expr;)*
+    }) => {
+        $(#[$doc])*
+        #[derive(poem_openapi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $(
+                #[oai(rename = $asc_s)]
+                $asc,
+                #[oai(rename = $desc_s)]
+                $desc,
+            )*
+        }
+
+        impl $name {
+            pub fn sort(self) -> crate::store::Sort<$column> {
+                match self {
+                    $(
+                        Self::$asc => crate::store::Sort { column: $col, descending: false },
+                        Self::$desc => crate::store::Sort { column: $col, descending: true },
+                    )*
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$asc => $asc_s, Self::$desc => $desc_s,)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use ordering;
+
 /// `ETag` of a row at a version: a strong validator, quoted.
 pub fn etag(kind: &str, id: i64, version: i64) -> String {
     format!("\"{kind}-{id}-v{version}\"")
@@ -76,20 +113,29 @@ pub fn page(limit: Option<u64>, offset: Option<u64>) -> Result<Page, ApiError> {
 }
 
 /// RFC 8288 `Link` header with `next`/`prev` for a page of `total` rows.
-pub fn link_header(path: &str, page: Page, total: u64) -> Option<String> {
+pub fn link_header(
+    path: &str,
+    filters: &[(&str, String)],
+    page: Page,
+    total: u64,
+) -> Option<String> {
+    let url = |offset: u64| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in filters {
+            query.append_pair(name, value);
+        }
+        query.append_pair("limit", &page.limit.to_string());
+        query.append_pair("offset", &offset.to_string());
+        format!("<{path}?{}>", query.finish())
+    };
     let mut links = Vec::new();
-    if page.offset + page.limit < total {
-        links.push(format!(
-            "<{path}?limit={}&offset={}>; rel=\"next\"",
-            page.limit,
-            page.offset + page.limit
-        ));
+    if page.offset.saturating_add(page.limit) < total {
+        links.push(format!("{}; rel=\"next\"", url(page.offset + page.limit)));
     }
     if page.offset > 0 {
         links.push(format!(
-            "<{path}?limit={}&offset={}>; rel=\"prev\"",
-            page.limit,
-            page.offset.saturating_sub(page.limit)
+            "{}; rel=\"prev\"",
+            url(page.offset.saturating_sub(page.limit))
         ));
     }
     (!links.is_empty()).then(|| links.join(", "))
@@ -121,14 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn link_header_keeps_the_filters_encoded() {
+        let p = Page {
+            limit: 2,
+            offset: 0,
+        };
+        let filters = [("search", "a b&c".to_string())];
+        assert_eq!(
+            link_header("/x", &filters, p, 5).unwrap(),
+            "</x?search=a+b%26c&limit=2&offset=2>; rel=\"next\""
+        );
+    }
+
+    #[test]
     fn link_header_has_next_and_prev_only_where_they_exist() {
         let p = Page {
             limit: 10,
             offset: 0,
         };
-        assert_eq!(link_header("/x", p, 5), None);
+        assert_eq!(link_header("/x", &[], p, 5), None);
         assert_eq!(
-            link_header("/x", p, 25).unwrap(),
+            link_header("/x", &[], p, 25).unwrap(),
             "</x?limit=10&offset=10>; rel=\"next\""
         );
         let p = Page {
@@ -136,7 +195,7 @@ mod tests {
             offset: 20,
         };
         assert_eq!(
-            link_header("/x", p, 25).unwrap(),
+            link_header("/x", &[], p, 25).unwrap(),
             "</x?limit=10&offset=10>; rel=\"prev\""
         );
     }

@@ -9,13 +9,13 @@ use sea_orm::DatabaseConnection;
 
 use super::body::{Fields, FromJson, JsonBody};
 use super::doctors::Doctor;
-use super::{ApiTags, etag, if_match_version, link_header, page};
+use super::{ApiTags, etag, if_match_version, link_header, ordering, page};
 use crate::auth::BearerAuth;
 use crate::domain::{AGE_MAX, Gender, PATIENT_NAME_MAX, PatientChanges, PatientFields};
 use crate::entity::patient;
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
-use crate::store::patients::{self, ChangeError};
+use crate::store::patients::{self, ChangeError, PatientFilter};
 use crate::store::{self, mappings};
 
 const KIND: &str = "patient";
@@ -161,6 +161,17 @@ impl FromJson for PatientPatch {
     }
 }
 
+ordering! {
+    /// Sort order of the patient list: a field, `-` first for descending.
+    PatientOrdering for patient::Column {
+        Id = "id", IdDesc = "-id" => patient::Column::Id;
+        Name = "name", NameDesc = "-name" => patient::Column::Name;
+        Age = "age", AgeDesc = "-age" => patient::Column::Age;
+        CreatedAt = "created_at", CreatedAtDesc = "-created_at" => patient::Column::CreatedAt;
+        UpdatedAt = "updated_at", UpdatedAtDesc = "-updated_at" => patient::Column::UpdatedAt;
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum PatientCreated {
     /// The new patient.
@@ -261,13 +272,29 @@ impl PatientsApi {
 
     /// List patients
     ///
-    /// The caller's patients (every patient for administrators), ordered by
-    /// id, as a plain JSON array. Paginate with `limit` and `offset`; the
-    /// total is in `X-Total-Count` and the neighbouring pages in `Link`.
+    /// The caller's patients (every patient for administrators) as a plain
+    /// JSON array. Filter with `search` (name, case-insensitive substring),
+    /// `gender`, `min_age` and `max_age`; sort with `ordering` (default
+    /// `id`); paginate with `limit` and `offset`. The total is in
+    /// `X-Total-Count` and the neighbouring pages in `Link`.
     #[oai(path = "/api/patients", method = "get", operation_id = "list_patients")]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
         auth: BearerAuth,
+        /// Only patients whose name contains this text (case-insensitive).
+        #[oai(validator(max_length = 200))]
+        search: Query<Option<String>>,
+        /// Only patients of this gender.
+        gender: Query<Option<Gender>>,
+        /// Only patients at least this old.
+        #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
+        min_age: Query<Option<i32>>,
+        /// Only patients at most this old.
+        #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
+        max_age: Query<Option<i32>>,
+        /// Sort field, `-` first for descending (default `id`).
+        ordering: Query<Option<PatientOrdering>>,
         /// Page size, 1 to 1000 (default 100).
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u64>>,
@@ -276,8 +303,36 @@ impl PatientsApi {
         offset: Query<Option<u64>>,
     ) -> Res<PatientList, { AUTHED | BAD_REQUEST }> {
         let page = page(limit.0, offset.0)?;
-        let listed = store::patients::list(&self.db, &auth.0, page).await?;
-        let link = link_header("/api/patients/", page, listed.total);
+        let search = search
+            .0
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let mut filters = Vec::new();
+        if let Some(s) = &search {
+            filters.push(("search", s.clone()));
+        }
+        if let Some(g) = gender.0 {
+            filters.push(("gender", g.as_str().to_string()));
+        }
+        if let Some(a) = min_age.0 {
+            filters.push(("min_age", a.to_string()));
+        }
+        if let Some(a) = max_age.0 {
+            filters.push(("max_age", a.to_string()));
+        }
+        let ordering = ordering.0.unwrap_or(PatientOrdering::Id);
+        if ordering != PatientOrdering::Id {
+            filters.push(("ordering", ordering.as_str().to_string()));
+        }
+        let filter = PatientFilter {
+            search,
+            gender: gender.0,
+            min_age: min_age.0,
+            max_age: max_age.0,
+            sort: ordering.sort(),
+        };
+        let listed = store::patients::list(&self.db, &auth.0, &filter, page).await?;
+        let link = link_header("/api/patients/", &filters, page, listed.total);
         let items = listed.items.into_iter().map(Patient::from).collect();
         Ok(PatientList::Ok(Json(items), listed.total, link))
     }
@@ -413,6 +468,7 @@ impl PatientsApi {
             .ok_or_else(|| ApiError::not_found("Patient"))?;
         let link = link_header(
             &format!("/api/patients/{}/doctors/", id.0),
+            &[],
             page,
             listed.total,
         );

@@ -4,10 +4,10 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QuerySelect,
 };
 
-use super::{Listed, Page};
+use super::{Listed, Page, Sort, contains_ci, sorted};
 use crate::auth::Principal;
 use crate::domain::{DoctorChanges, DoctorFields};
 use crate::entity::doctor;
@@ -48,11 +48,45 @@ pub async fn create(
     .await
 }
 
-pub async fn list(db: &DatabaseConnection, page: Page) -> Result<Listed<doctor::Model>, DbErr> {
-    let query = doctor::Entity::find();
+/// Filters of the doctor list; `None` means "any".
+#[derive(Debug, Clone)]
+pub struct DoctorFilter {
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    /// Case-insensitive exact specialization.
+    pub specialization: Option<String>,
+    pub sort: Sort<doctor::Column>,
+}
+
+impl Default for DoctorFilter {
+    fn default() -> Self {
+        Self {
+            search: None,
+            specialization: None,
+            sort: Sort {
+                column: doctor::Column::Id,
+                descending: false,
+            },
+        }
+    }
+}
+
+pub async fn list(
+    db: &DatabaseConnection,
+    filter: &DoctorFilter,
+    page: Page,
+) -> Result<Listed<doctor::Model>, DbErr> {
+    use sea_orm::sea_query::{Func, SimpleExpr};
+    let mut query = doctor::Entity::find();
+    if let Some(term) = &filter.search {
+        query = query.filter(contains_ci(doctor::Column::Name, term));
+    }
+    if let Some(specialization) = &filter.specialization {
+        let lowered: SimpleExpr = Func::lower(Expr::col(doctor::Column::Specialization)).into();
+        query = query.filter(lowered.eq(specialization.to_lowercase()));
+    }
     let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_asc(doctor::Column::Id)
+    let items = sorted(query, filter.sort, doctor::Column::Id)
         .limit(page.limit)
         .offset(page.offset)
         .all(db)

@@ -3,10 +3,10 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Select,
+    JoinType, PaginatorTrait, QueryFilter, QuerySelect, RelationTrait, Select,
 };
 
-use super::{Listed, Page, owner_filter, patients};
+use super::{Listed, Page, Sort, owner_filter, patients, sorted};
 use crate::auth::Principal;
 use crate::entity::{doctor, mapping, patient};
 use crate::error::{is_foreign_key_violation, is_unique_violation};
@@ -38,11 +38,11 @@ fn visible(principal: &Principal) -> Select<mapping::Entity> {
 async fn with_doctors(
     query: Select<mapping::Entity>,
     db: &DatabaseConnection,
+    sort: Sort<mapping::Column>,
     page: Page,
 ) -> Result<Vec<WithDoctor>, DbErr> {
-    let rows = query
+    let rows = sorted(query, sort, mapping::Column::Id)
         .find_also_related(doctor::Entity)
-        .order_by_asc(mapping::Column::Id)
         .limit(page.limit)
         .offset(page.offset)
         .all(db)
@@ -89,13 +89,42 @@ pub async fn create(
     }
 }
 
+/// Filters of the mapping list; `None` means "any".
+#[derive(Debug, Clone)]
+pub struct MappingFilter {
+    pub patient: Option<i64>,
+    pub doctor: Option<i64>,
+    pub sort: Sort<mapping::Column>,
+}
+
+impl Default for MappingFilter {
+    fn default() -> Self {
+        Self {
+            patient: None,
+            doctor: None,
+            sort: Sort {
+                column: mapping::Column::Id,
+                descending: false,
+            },
+        }
+    }
+}
+
 pub async fn list(
     db: &DatabaseConnection,
     principal: &Principal,
+    filter: &MappingFilter,
     page: Page,
 ) -> Result<Listed<WithDoctor>, DbErr> {
-    let total = visible(principal).count(db).await?;
-    let items = with_doctors(visible(principal), db, page).await?;
+    let mut query = visible(principal);
+    if let Some(patient) = filter.patient {
+        query = query.filter(mapping::Column::PatientId.eq(patient));
+    }
+    if let Some(doctor) = filter.doctor {
+        query = query.filter(mapping::Column::DoctorId.eq(doctor));
+    }
+    let total = query.clone().count(db).await?;
+    let items = with_doctors(query, db, filter.sort, page).await?;
     Ok(Listed { items, total })
 }
 
@@ -111,7 +140,7 @@ pub async fn list_for_patient(
     }
     let query = mapping::Entity::find().filter(mapping::Column::PatientId.eq(patient_id));
     let total = query.clone().count(db).await?;
-    let items = with_doctors(query, db, page).await?;
+    let items = with_doctors(query, db, MappingFilter::default().sort, page).await?;
     Ok(Some(Listed { items, total }))
 }
 

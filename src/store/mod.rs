@@ -36,6 +36,48 @@ impl Default for Page {
     }
 }
 
+/// A list's sort: one allow-listed column, ascending or descending, with
+/// `id` breaking ties so that pages never overlap or skip rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Sort<C> {
+    pub column: C,
+    pub descending: bool,
+}
+
+/// Applies a sort (and the `id` tie-break) to a query.
+pub fn sorted<E, C>(query: sea_orm::Select<E>, sort: Sort<C>, id: C) -> sea_orm::Select<E>
+where
+    E: sea_orm::EntityTrait,
+    C: sea_orm::ColumnTrait,
+{
+    use sea_orm::{Order, QueryOrder};
+    let order = || {
+        if sort.descending {
+            Order::Desc
+        } else {
+            Order::Asc
+        }
+    };
+    query.order_by(sort.column, order()).order_by(id, order())
+}
+
+/// `lower(column) LIKE '%term%'`, with the term's own `%`, `_` and `\`
+/// escaped: a case-insensitive substring match (served on PostgreSQL by a
+/// trigram index on `lower(column)`).
+pub fn contains_ci<C: sea_orm::ColumnTrait>(
+    column: C,
+    term: &str,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+    let escaped = term
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    Expr::expr(Func::lower(Expr::col(column)))
+        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
 /// Rows of one page and how many rows the whole list has.
 pub struct Listed<T> {
     pub items: Vec<T>,

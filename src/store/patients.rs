@@ -5,12 +5,12 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    PaginatorTrait, QueryFilter, QuerySelect, Select,
 };
 
-use super::{Listed, Page, owner_filter};
+use super::{Listed, Page, Sort, contains_ci, owner_filter, sorted};
 use crate::auth::Principal;
-use crate::domain::{PatientChanges, PatientFields};
+use crate::domain::{Gender, PatientChanges, PatientFields};
 use crate::entity::patient;
 
 /// Why a change did not happen.
@@ -52,15 +52,53 @@ pub async fn create(
     .await
 }
 
+/// Filters of the patient list; `None` means "any".
+#[derive(Debug, Clone)]
+pub struct PatientFilter {
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    pub gender: Option<Gender>,
+    pub min_age: Option<i32>,
+    pub max_age: Option<i32>,
+    pub sort: Sort<patient::Column>,
+}
+
+impl Default for PatientFilter {
+    fn default() -> Self {
+        Self {
+            search: None,
+            gender: None,
+            min_age: None,
+            max_age: None,
+            sort: Sort {
+                column: patient::Column::Id,
+                descending: false,
+            },
+        }
+    }
+}
+
 pub async fn list(
     db: &DatabaseConnection,
     principal: &Principal,
+    filter: &PatientFilter,
     page: Page,
 ) -> Result<Listed<patient::Model>, DbErr> {
-    let query = visible(principal);
+    let mut query = visible(principal);
+    if let Some(term) = &filter.search {
+        query = query.filter(contains_ci(patient::Column::Name, term));
+    }
+    if let Some(gender) = filter.gender {
+        query = query.filter(patient::Column::Gender.eq(gender.as_str()));
+    }
+    if let Some(min) = filter.min_age {
+        query = query.filter(patient::Column::Age.gte(min));
+    }
+    if let Some(max) = filter.max_age {
+        query = query.filter(patient::Column::Age.lte(max));
+    }
     let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_asc(patient::Column::Id)
+    let items = sorted(query, filter.sort, patient::Column::Id)
         .limit(page.limit)
         .offset(page.offset)
         .all(db)
