@@ -196,10 +196,18 @@ fn classify(
     path: &str,
     status: u16,
 ) -> Option<(&'static str, &'static str, Option<i64>)> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The router matches percent-decoded segments (`%31` is `1`), so must this.
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let parts: Vec<&str> = decoded.trim_matches('/').split('/').collect();
     let id = |s: &str| s.parse::<i64>().ok();
     let ok = (200..300).contains(&status);
-    Some(match (method.as_str(), parts.as_slice()) {
+    // HEAD is answered by the GET handlers, and reveals as much.
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    Some(match (method, parts.as_slice()) {
         ("POST", ["api", "patients"]) => ("create", "patient", None),
         ("GET", ["api", "patients"]) => ("list", "patient", None),
         ("GET", ["api", "patients", p]) => ("read", "patient", id(p)),
@@ -361,6 +369,14 @@ mod tests {
         assert_eq!(
             classify(&Method::DELETE, "/api/mappings/7", 204),
             Some(("delete", "mapping", Some(7)))
+        );
+    }
+
+    #[test]
+    fn head_and_percent_encoded_ids_are_classified_like_get() {
+        assert_eq!(
+            classify(&Method::HEAD, "/api/patients/%31", 200),
+            Some(("read", "patient", Some(1)))
         );
     }
 

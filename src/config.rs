@@ -185,10 +185,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub auth_rate_per_minute: u32,
 
-    /// Failed logins allowed per account per hour (ASVS 2.2.1: at most 100).
-    #[arg(long, env = "LOGIN_FAILURES_PER_HOUR", value_name = "LOGIN_FAILURES_PER_HOUR", default_value_t = 100,
+    /// Password checks (login attempts) allowed per account per hour, so at
+    /// most this many failed logins (ASVS 2.2.1: at most 100).
+    #[arg(long, env = "LOGIN_ATTEMPTS_PER_HOUR", value_name = "LOGIN_ATTEMPTS_PER_HOUR", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(2..=1_000_000), global = true)]
-    pub login_failures_per_hour: u32,
+    pub login_attempts_per_hour: u32,
 
     /// Comma-separated IPs of reverse proxies whose `X-Forwarded-For` is
     /// trusted for the client IP (none by default: the socket's peer is the client).

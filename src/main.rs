@@ -28,8 +28,36 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Argon2id allocates 19 MiB per hash. glibc raises its mmap threshold once
+/// such a block is freed and then serves later ones from per-thread arenas,
+/// so every blocking thread that ever hashed would pin 19 MiB for good. A
+/// fixed threshold keeps large blocks in mmap, returned to the system as soon
+/// as the hash ends; two arenas are plenty for a server on a few cores.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+fn main() -> ExitCode {
+    tune_allocator();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = match parse_cli() {
         Ok(cli) => cli,
         Err(code) => return code,
@@ -50,7 +78,11 @@ async fn main() -> ExitCode {
         Command::Createsuperuser(args) => cli::createsuperuser(cli.config, args).await.map(|id| {
             println!("Superuser created with id {id}.");
         }),
-        Command::Openapi { yaml } => cli::openapi(cli.config, yaml).map(|spec| println!("{spec}")),
+        Command::Openapi { yaml } => cli::openapi(cli.config, yaml).map(|spec| {
+            use std::io::Write;
+            // A closed pipe (`healthcare openapi | head`) is not an error.
+            let _ = writeln!(std::io::stdout().lock(), "{spec}");
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

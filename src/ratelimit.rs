@@ -1,11 +1,9 @@
 //! Brute-force protection for login, register and refresh: a rate per
-//! client IP for every attempt, and a budget of failed logins per account.
+//! client IP for every attempt, and a budget of password checks per account.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -13,11 +11,12 @@ use poem::Request;
 
 use crate::error::ApiError;
 
+/// Keyed limiters prune idle keys once they hold this many.
+const PRUNE_AT: usize = 100_000;
+
 pub struct RateLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    failures: DefaultKeyedRateLimiter<String>,
-    /// Accounts whose failure budget is spent, and until when.
-    locked: Mutex<HashMap<String, Instant>>,
+    per_account: DefaultKeyedRateLimiter<String>,
     trusted_proxies: Vec<IpAddr>,
 }
 
@@ -25,28 +24,27 @@ fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
-fn retry_after(wait: Duration) -> u64 {
-    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+fn too_many(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> ApiError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    ApiError::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
 }
 
 impl RateLimits {
     pub fn new(
         per_ip_per_minute: u32,
-        failures_per_hour: u32,
+        per_account_per_hour: u32,
         trusted_proxies: Vec<IpAddr>,
     ) -> Self {
         // GCRA allows a burst and then a steady rate; half of the hourly
-        // budget as burst and half as refill keeps any 60-minute window at or
-        // under `failures_per_hour`.
-        let half = (failures_per_hour / 2).max(1);
-        let period = Duration::from_secs(3600) / half;
-        let failures = Quota::with_period(period)
+        // budget as burst and half as refill keeps every 60-minute window at
+        // or under `per_account_per_hour`.
+        let half = (per_account_per_hour / 2).max(1);
+        let per_account = Quota::with_period(Duration::from_secs(3600) / half)
             .unwrap_or_else(|| Quota::per_hour(nonzero(half)))
             .allow_burst(nonzero(half));
         Self {
             per_ip: RateLimiter::keyed(Quota::per_minute(nonzero(per_ip_per_minute))),
-            failures: RateLimiter::keyed(failures),
-            locked: Mutex::new(HashMap::new()),
+            per_account: RateLimiter::keyed(per_account),
             trusted_proxies,
         }
     }
@@ -80,43 +78,29 @@ impl RateLimits {
         let Some(ip) = self.client_ip(req) else {
             return Ok(());
         };
-        self.per_ip.check_key(&ip).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            tracing::warn!(%ip, "rate limit reached for authentication endpoints");
-            ApiError::too_many_requests(retry_after(wait))
-        })?;
-        if self.per_ip.len() > 100_000 {
+        if self.per_ip.len() > PRUNE_AT {
             self.per_ip.retain_recent();
         }
-        Ok(())
+        self.per_ip.check_key(&ip).map_err(|not_until| {
+            tracing::warn!(%ip, "rate limit reached for authentication endpoints");
+            too_many(&not_until)
+        })
     }
 
-    /// 429 while the account's failed-login budget is spent.
+    /// Counts one password check against the account, before it happens;
+    /// 429 once the hourly budget is spent. Counting every check (not only
+    /// failures, which are known only afterwards) is what bounds the guesses
+    /// an attacker gets to the budget (ASVS 2.2.1).
     pub fn check_account(&self, account: &str) -> Result<(), ApiError> {
-        let locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-        match locked.get(&account.to_lowercase()) {
-            Some(until) if *until > Instant::now() => Err(ApiError::too_many_requests(
-                retry_after(until.saturating_duration_since(Instant::now())),
-            )),
-            _ => Ok(()),
+        if self.per_account.len() > PRUNE_AT {
+            self.per_account.retain_recent();
         }
-    }
-
-    /// Records a failed login for the account, locking it once its budget is spent.
-    pub fn record_failure(&self, account: &str) {
-        let key = account.to_lowercase();
-        if let Err(not_until) = self.failures.check_key(&key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            if locked.len() > 100_000 {
-                locked.retain(|_, until| *until > now);
-            }
-            locked.insert(key, now + wait);
-        }
-        if self.failures.len() > 100_000 {
-            self.failures.retain_recent();
-        }
+        self.per_account
+            .check_key(&account.to_lowercase())
+            .map_err(|not_until| {
+                tracing::warn!("password-check budget of an account spent");
+                too_many(&not_until)
+            })
     }
 }
 
@@ -125,14 +109,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_account_is_locked_after_its_failure_budget() {
+    fn an_account_gets_no_more_password_checks_than_its_budget() {
         let limits = RateLimits::new(1000, 10, vec![]);
-        for _ in 0..5 {
-            assert!(limits.check_account("bob").is_ok());
-            limits.record_failure("Bob");
-        }
-        limits.record_failure("bob");
-        assert!(limits.check_account("bob").is_err());
+        let allowed = (0..20)
+            .filter(|_| limits.check_account("Bob").is_ok())
+            .count();
+        assert_eq!(allowed, 5, "the burst is half the hourly budget");
+        assert!(
+            limits.check_account("bob").is_err(),
+            "case does not open a new budget"
+        );
         assert!(limits.check_account("alice").is_ok());
     }
 }

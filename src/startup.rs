@@ -118,7 +118,7 @@ impl AppState {
 fn limits(config: &Config) -> RateLimits {
     RateLimits::new(
         config.auth_rate_per_minute,
-        config.login_failures_per_hour,
+        config.login_attempts_per_hour,
         config.trusted_proxies.clone(),
     )
 }

@@ -15,8 +15,11 @@ use crate::startup::AllowedMethods;
 /// per line, filtered by `RUST_LOG` syntax.
 pub fn init(format: LogFormat, filter: &str) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -123,9 +126,10 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
             "unmatched"
         });
         crate::metrics::record_request(method.as_str(), route, status, elapsed);
-        let latency_ms = elapsed * 1000.0;
+        // A number (not a string) in JSON logs, to the microsecond.
+        let latency_ms = (elapsed * 1_000_000.0).round() / 1000.0;
         span.in_scope(|| {
-            tracing::info!(%method, route, status, latency_ms = format_args!("{latency_ms:.2}"), "request");
+            tracing::info!(%method, route, status, latency_ms, "request");
         });
         Ok(resp)
     }

@@ -15,6 +15,7 @@ impl MigrationTrait for Migration {
                     .table(Patients::Table)
                     .col(id_column(Patients::Id))
                     .col(ColumnDef::new(Patients::Name).string_len(200).not_null())
+                    .col(ColumnDef::new(Patients::NameKey).string_len(800).not_null())
                     .col(ColumnDef::new(Patients::Age).integer().not_null())
                     .col(ColumnDef::new(Patients::Gender).string_len(16).not_null())
                     .col(ColumnDef::new(Patients::CreatedBy).big_integer().not_null())
@@ -61,6 +62,9 @@ pub enum Patients {
     Table,
     Id,
     Name,
+    /// The name lower-cased by the server (Unicode-aware on every
+    /// database), for case-insensitive search.
+    NameKey,
     Age,
     Gender,
     CreatedBy,

@@ -15,9 +15,15 @@ impl MigrationTrait for Migration {
                     .table(Doctors::Table)
                     .col(id_column(Doctors::Id))
                     .col(ColumnDef::new(Doctors::Name).string_len(200).not_null())
+                    .col(ColumnDef::new(Doctors::NameKey).string_len(800).not_null())
                     .col(
                         ColumnDef::new(Doctors::Specialization)
                             .string_len(100)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(Doctors::SpecializationKey)
+                            .string_len(400)
                             .not_null(),
                     )
                     .col(ColumnDef::new(Doctors::CreatedBy).big_integer().not_null())
@@ -62,7 +68,10 @@ pub enum Doctors {
     Table,
     Id,
     Name,
+    /// Lower-cased name and specialization, for case-insensitive filters.
+    NameKey,
     Specialization,
+    SpecializationKey,
     CreatedBy,
     CreatedAt,
     UpdatedAt,

@@ -30,17 +30,17 @@ const BTREE: &[(&str, &str, &str)] = &[
     ("ix_doctors_name", "doctors", "name, id"),
     ("ix_doctors_specialization", "doctors", "specialization, id"),
     (
-        "ix_doctors_specialization_ci",
+        "ix_doctors_specialization_key",
         "doctors",
-        "lower(specialization)",
+        "specialization_key, id",
     ),
     ("ix_doctors_created_at", "doctors", "created_at, id"),
     ("ix_mappings_patient_id", "mappings", "patient_id, id"),
     ("ix_mappings_created_at", "mappings", "created_at, id"),
 ];
 
-/// Case-insensitive substring search (`lower(name) LIKE '%x%'`) on
-/// PostgreSQL, through trigrams. pg_trgm is a trusted extension: the
+/// Case-insensitive substring search (`name_key LIKE '%x%'`, the key being
+/// the name lower-cased by the server) on PostgreSQL, through trigrams. pg_trgm is a trusted extension: the
 /// database owner may create it.
 const TRIGRAM: &[(&str, &str)] = &[
     ("ix_patients_name_trgm", "patients"),
@@ -62,7 +62,7 @@ impl MigrationTrait for Migration {
                 .await?;
             for (name, table) in TRIGRAM {
                 db.execute_unprepared(&format!(
-                    "CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin (lower(name) gin_trgm_ops)"
+                    "CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin (name_key gin_trgm_ops)"
                 ))
                 .await?;
             }

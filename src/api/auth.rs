@@ -406,7 +406,6 @@ impl AuthApi {
         let user = match user {
             Some(user) if verified && user.is_active => user,
             other => {
-                limits.record_failure(&input.username);
                 tracing::info!(user_id = other.map(|u| u.id), "login failed");
                 return Err(ApiError::unauthorized(BAD_CREDENTIALS).into());
             }

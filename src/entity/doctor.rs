@@ -6,7 +6,11 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub name: String,
+    /// `name` lower-cased, for case-insensitive search.
+    pub name_key: String,
     pub specialization: String,
+    /// `specialization` lower-cased, for the case-insensitive filter.
+    pub specialization_key: String,
     pub created_by: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -6,6 +6,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub name: String,
+    /// `name` lower-cased, for case-insensitive search.
+    pub name_key: String,
     pub age: i32,
     pub gender: String,
     pub created_by: i64,

@@ -9,7 +9,7 @@ use sea_orm::{
 
 use super::{Listed, Page, Sort, contains_ci, sorted};
 use crate::auth::Principal;
-use crate::domain::{DoctorChanges, DoctorFields};
+use crate::domain::{DoctorChanges, DoctorFields, fold_case};
 use crate::entity::doctor;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,9 @@ pub async fn create(
 ) -> Result<doctor::Model, DbErr> {
     let now = super::now();
     doctor::ActiveModel {
+        name_key: Set(fold_case(&fields.name)),
         name: Set(fields.name),
+        specialization_key: Set(fold_case(&fields.specialization)),
         specialization: Set(fields.specialization),
         created_by: Set(owner),
         created_at: Set(now),
@@ -76,14 +78,12 @@ pub async fn list(
     filter: &DoctorFilter,
     page: Page,
 ) -> Result<Listed<doctor::Model>, DbErr> {
-    use sea_orm::sea_query::{Func, SimpleExpr};
     let mut query = doctor::Entity::find();
     if let Some(term) = &filter.search {
-        query = query.filter(contains_ci(doctor::Column::Name, term));
+        query = query.filter(contains_ci(doctor::Column::NameKey, term));
     }
     if let Some(specialization) = &filter.specialization {
-        let lowered: SimpleExpr = Func::lower(Expr::col(doctor::Column::Specialization)).into();
-        query = query.filter(lowered.eq(specialization.to_lowercase()));
+        query = query.filter(doctor::Column::SpecializationKey.eq(fold_case(specialization)));
     }
     let total = query.clone().count(db).await?;
     let items = sorted(query, filter.sort, doctor::Column::Id)
@@ -137,9 +137,14 @@ pub async fn update(
         update = update.filter(doctor::Column::Version.eq(version));
     }
     if let Some(name) = changes.name {
+        update = update.col_expr(doctor::Column::NameKey, Expr::value(fold_case(&name)));
         update = update.col_expr(doctor::Column::Name, Expr::value(name));
     }
     if let Some(specialization) = changes.specialization {
+        update = update.col_expr(
+            doctor::Column::SpecializationKey,
+            Expr::value(fold_case(&specialization)),
+        );
         update = update.col_expr(doctor::Column::Specialization, Expr::value(specialization));
     }
     let mut rows = update.exec_with_returning(db).await?;

@@ -61,21 +61,17 @@ where
     query.order_by(sort.column, order()).order_by(id, order())
 }
 
-/// `lower(column) LIKE '%term%'`, with the term's own `%`, `_` and `\`
-/// escaped: a case-insensitive substring match (served on PostgreSQL by a
-/// trigram index on `lower(column)`).
-pub fn contains_ci<C: sea_orm::ColumnTrait>(
-    column: C,
-    term: &str,
-) -> sea_orm::sea_query::SimpleExpr {
-    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
-    let escaped = term
-        .to_lowercase()
+/// `key LIKE '%term%'` on a column holding a lower-cased copy of a field
+/// (see [`fold_case`](crate::domain::fold_case)), with the term's own `%`,
+/// `_` and `\` escaped: a case-insensitive substring match that behaves the
+/// same on every database (served on PostgreSQL by a trigram index).
+pub fn contains_ci<C: sea_orm::ColumnTrait>(key: C, term: &str) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+    let escaped = crate::domain::fold_case(term)
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
-    Expr::expr(Func::lower(Expr::col(column)))
-        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+    Expr::col(key).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
 /// Rows of one page and how many rows the whole list has.

@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::{Listed, Page, Sort, contains_ci, owner_filter, sorted};
 use crate::auth::Principal;
-use crate::domain::{Gender, PatientChanges, PatientFields};
+use crate::domain::{Gender, PatientChanges, PatientFields, fold_case};
 use crate::entity::patient;
 
 /// Why a change did not happen.
@@ -39,6 +39,7 @@ pub async fn create(
 ) -> Result<patient::Model, DbErr> {
     let now = super::now();
     patient::ActiveModel {
+        name_key: Set(fold_case(&fields.name)),
         name: Set(fields.name),
         age: Set(fields.age),
         gender: Set(fields.gender.as_str().to_string()),
@@ -86,7 +87,7 @@ pub async fn list(
 ) -> Result<Listed<patient::Model>, DbErr> {
     let mut query = visible(principal);
     if let Some(term) = &filter.search {
-        query = query.filter(contains_ci(patient::Column::Name, term));
+        query = query.filter(contains_ci(patient::Column::NameKey, term));
     }
     if let Some(gender) = filter.gender {
         query = query.filter(patient::Column::Gender.eq(gender.as_str()));
@@ -141,6 +142,7 @@ pub async fn update(
         update = update.filter(patient::Column::Version.eq(version));
     }
     if let Some(name) = changes.name {
+        update = update.col_expr(patient::Column::NameKey, Expr::value(fold_case(&name)));
         update = update.col_expr(patient::Column::Name, Expr::value(name));
     }
     if let Some(age) = changes.age {

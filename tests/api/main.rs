@@ -2,10 +2,14 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod bad_input;
 mod concurrency;
+mod editing;
 mod flow;
+mod lists;
 mod ownership;
+mod security;
 mod spec;
 mod tokens;

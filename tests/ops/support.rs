@@ -1,0 +1,498 @@
+//! Running the real `healthcare` binary: processes with their own port, log
+//! file and database, an HTTP client for them, and PostgreSQL databases
+//! created for one test and dropped after it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "Velvet-Otter-Quarry-42";
+const BIN: &str = env!("CARGO_BIN_EXE_healthcare");
+
+/// How long a server may take to come up (migrations on a fresh database).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The PostgreSQL database of this run, when there is one.
+pub fn pg_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// Prints why a test does nothing on SQLite-only runs.
+pub fn skip(test: &str) {
+    eprintln!("note: {test} needs PostgreSQL; skipped because TEST_DATABASE_URL is unset");
+}
+
+/// A unique name, so tests sharing a database never collide.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `url` with another database name.
+pub fn with_database(url: &str, name: &str) -> String {
+    let mut url = reqwest::Url::parse(url).expect("database URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// `url` pointing at another host and port (a proxy).
+pub fn with_address(url: &str, addr: SocketAddr) -> String {
+    let mut url = reqwest::Url::parse(url).expect("database URL");
+    url.set_host(Some(&addr.ip().to_string())).expect("host");
+    url.set_port(Some(addr.port())).expect("port");
+    url.to_string()
+}
+
+/// `host:port` of a PostgreSQL URL.
+pub fn address_of(url: &str) -> String {
+    let url = reqwest::Url::parse(url).expect("database URL");
+    format!(
+        "{}:{}",
+        url.host_str().expect("database host"),
+        url.port().unwrap_or(5432)
+    )
+}
+
+/// A direct connection, for checking what is really stored.
+pub async fn connect(url: &str) -> DatabaseConnection {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(2)
+        .connect_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(options).await.expect("direct connection")
+}
+
+/// The database a server uses: the run's PostgreSQL one, or a fresh SQLite
+/// file (removed on drop).
+pub struct TestDb {
+    pub url: String,
+    sqlite: Option<PathBuf>,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        match pg_url() {
+            Some(url) => Self { url, sqlite: None },
+            None => {
+                let path = std::env::temp_dir().join(format!("{}.sqlite3", unique("hc-ops-")));
+                Self {
+                    url: format!("sqlite://{}?mode=rwc", path.display()),
+                    sqlite: Some(path),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(path) = &self.sqlite {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}
+
+/// A PostgreSQL database created for one test, dropped on drop (also when
+/// the test fails).
+pub struct FreshPg {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl FreshPg {
+    pub async fn create(base_url: &str) -> Self {
+        let name = unique("hc_ops_");
+        let admin_url = with_database(base_url, "postgres");
+        let admin = connect(&admin_url).await;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create database");
+        let _ = admin.close().await;
+        Self {
+            url: with_database(base_url, &name),
+            admin_url,
+            name,
+        }
+    }
+}
+
+impl Drop for FreshPg {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        // Drop cannot await; a thread with its own runtime can.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let admin = connect(&admin_url).await;
+                let result = admin.execute_unprepared(&sql).await;
+                let _ = admin.close().await;
+                result
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(_))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// A response, read whole, and how long it took.
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub elapsed: Duration,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with `status` and returns its body.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "not a problem document: {}",
+            self.text
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status, "{body}");
+        for field in ["type", "title", "detail"] {
+            assert!(
+                body[field].as_str().is_some_and(|t| !t.is_empty()),
+                "problem without `{field}`: {body}"
+            );
+        }
+        body
+    }
+
+    /// Asserts the 503 problem of an outage: `Retry-After` in seconds.
+    #[track_caller]
+    pub fn unavailable(&self) {
+        self.problem(503);
+        let retry = self.header("retry-after").unwrap_or_else(|| {
+            panic!("503 without Retry-After: {:?}", self.headers);
+        });
+        assert!(
+            retry.parse::<u64>().is_ok_and(|s| s >= 1),
+            "Retry-After is not a number of seconds: {retry}"
+        );
+    }
+}
+
+/// A registered, logged-in user.
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub access: String,
+}
+
+/// An HTTP client for one server; cheap to clone into tasks.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn new(port: u16) -> Self {
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                // A hard bound: no test waits forever on a hung server.
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let started = Instant::now();
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: no response: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        Reply {
+            status,
+            headers,
+            text,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body), &[]).await
+    }
+
+    pub async fn create_patient(&self, token: &str, name: &str) -> Reply {
+        let body = json!({"name": name, "age": 42, "gender": "Female"});
+        self.post("/api/patients/", Some(token), &body).await
+    }
+
+    pub async fn register(&self, username: &str) -> i64 {
+        let body = json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": PASSWORD,
+        });
+        let reply = self.post("/api/auth/register/", None, &body).await;
+        assert_eq!(reply.status, 201, "register: {}", reply.text);
+        reply.json()["id"].as_i64().expect("user id")
+    }
+
+    pub async fn login(&self, username: &str) -> String {
+        let body = json!({"username": username, "password": PASSWORD});
+        let reply = self.post("/api/auth/login/", None, &body).await;
+        assert_eq!(reply.status, 200, "login: {}", reply.text);
+        reply.json()["access"]
+            .as_str()
+            .expect("access token")
+            .to_string()
+    }
+
+    /// Registers and logs in a new user with a unique name.
+    pub async fn user(&self) -> User {
+        let username = unique("ops");
+        let id = self.register(&username).await;
+        let access = self.login(&username).await;
+        User {
+            id,
+            username,
+            access,
+        }
+    }
+}
+
+/// A `healthcare serve` process with its own port, working directory and
+/// log file. Killed on drop if still running; on a failing test its log is
+/// printed.
+pub struct Server {
+    pub api: Api,
+    pub port: u16,
+    child: Child,
+    dir: PathBuf,
+    exited: Option<ExitStatus>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Server {
+    /// Starts `healthcare serve` on `database_url` with `env` added to a
+    /// clean environment, without waiting for it.
+    pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("hc-ops-server-"));
+        std::fs::create_dir_all(&dir).expect("server directory");
+        let log = std::fs::File::create(dir.join("server.log")).expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            // Only what the test says: no JWT_SECRET, no .env from the repository.
+            .env_clear()
+            .current_dir(&dir)
+            .env("DATABASE_URL", database_url)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .env("PASSWORD_HASH_CONCURRENCY", "2")
+            .env("DB_MAX_CONNECTIONS", "4")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        let child = cmd.spawn().expect("start healthcare serve");
+        Self {
+            api: Api::new(port),
+            port,
+            child,
+            dir,
+            exited: None,
+        }
+    }
+
+    /// Starts a server and waits until `/healthz` answers 200.
+    pub async fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut attempt = 0;
+        loop {
+            let mut server = Self::spawn(database_url, env);
+            match server.wait_healthy().await {
+                Ok(()) => return server,
+                // Another test took the free port between our check and the bind.
+                Err(log) if log.contains("cannot listen on") && attempt < 3 => attempt += 1,
+                Err(log) => panic!("server did not come up:\n{log}"),
+            }
+        }
+    }
+
+    /// Polls `/healthz` until it answers 200; the log when the process
+    /// exits first or takes too long.
+    pub async fn wait_healthy(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("client");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("process status") {
+                self.exited = Some(status);
+                return Err(format!("exited with {status}:\n{}", self.log()));
+            }
+            let url = format!("{}/healthz", self.base);
+            if let Ok(resp) = client.get(&url).send().await
+                && resp.status() == 200
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not healthy after {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as a process manager does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits for the process to exit, at most `within`.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("process status") {
+                self.exited = Some(status);
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process still running {within:?} after being asked to stop:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then a clean exit (status 0) within `within`.
+    pub async fn stop(&mut self, within: Duration) {
+        self.terminate();
+        let status = self.wait_exit(within).await;
+        assert!(
+            status.success(),
+            "exit status {status} after SIGTERM:\n{}",
+            self.log()
+        );
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.exited.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(200)..].join("\n");
+            eprintln!(
+                "--- log of the server on port {} ---\n{tail}\n---",
+                self.port
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `check` until it holds, at most `within`.
+pub async fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
