@@ -170,7 +170,7 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=60), global = true)]
     pub db_acquire_timeout: u64,
 
-    /// Password hashes allowed to run at once (0: one per CPU core).
+    /// Password hashes allowed to run at once (0: half the CPU cores, at least one).
     #[arg(
         long,
         env = "PASSWORD_HASH_CONCURRENCY",
@@ -259,7 +259,10 @@ impl Config {
 
     pub fn hash_concurrency(&self) -> usize {
         match self.password_hash_concurrency {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // Half the cores (at least one): logins never take every core
+            // from the other requests, and at most that many 19 MiB hashes
+            // are in memory at once.
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             n => n,
         }
     }

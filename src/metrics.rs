@@ -29,9 +29,23 @@ fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// Installs the recorder; call once at start so the first request is counted.
+/// Installs the recorder (call at start so the first request is counted)
+/// and, once per process, a task that folds histogram samples into their
+/// buckets every few seconds so that they never pile up between scrapes.
 pub fn init() {
-    let _ = handle();
+    static UPKEEP: OnceLock<()> = OnceLock::new();
+    let (Some(handle), Ok(runtime)) = (handle(), tokio::runtime::Handle::try_current()) else {
+        return;
+    };
+    UPKEEP.get_or_init(|| {
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    });
 }
 
 pub fn record_request(method: &str, route: &str, status: u16, seconds: f64) {
