@@ -67,7 +67,7 @@ load_patients() { # $1..$2: patient ids; user k owns ids (k-1)*1000+1 .. k*1000
        SELECT p, d, now() FROM generate_series($1, $2) AS p,
               LATERAL (VALUES (p % $DOCTORS + 1), ((p + $DOCTORS / 2) % $DOCTORS + 1)) AS x(d);"
   # What autovacuum would have done by the time a real table got this big.
-  sql "VACUUM ANALYZE patients; VACUUM ANALYZE mappings; VACUUM ANALYZE doctors;"
+  for table in patients mappings doctors; do sql "VACUUM ANALYZE $table"; done
 }
 
 echo "== loading $USERS users, $DOCTORS doctors, 10,000 patients, 20,000 mappings"
@@ -86,6 +86,7 @@ load_patients 1 10000
 bench() { # name, threads, lua script, extra wrk args...
   local name=$1 threads=$2 script=$3; shift 3
   wrk -t"$threads" -c"$CONNS" -d"${DURATION}s" --latency -s "bench/$script" "$@" "$B" >"$OUT/$name.txt" 2>&1
+  echo "   $name: server RSS $(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status") KiB, peak $(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status") KiB"
 }
 
 echo "== list-patients with 10,000 patients in the table"

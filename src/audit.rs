@@ -142,8 +142,28 @@ async fn write_with_retry(db: &DatabaseConnection, batch: &mut Vec<Event>) {
     }
 }
 
+/// Statement shapes a batch is written with. Every distinct row count is a
+/// distinct prepared statement, cached on every pooled connection (client
+/// and server side alike); a few fixed sizes keep that cache small.
+const CHUNKS: [usize; 3] = [100, 10, 1];
+
 async fn write(db: &DatabaseConnection, batch: &[Event]) -> Result<(), DbErr> {
-    let rows = batch.iter().map(|e| audit_event::ActiveModel {
+    use sea_orm::TransactionTrait;
+    // One transaction: a failed batch is retried whole, never half-written twice.
+    let txn = db.begin().await?;
+    let mut rest = batch;
+    for size in CHUNKS {
+        while rest.len() >= size {
+            let (chunk, tail) = rest.split_at(size);
+            insert(&txn, chunk).await?;
+            rest = tail;
+        }
+    }
+    txn.commit().await
+}
+
+async fn insert(txn: &sea_orm::DatabaseTransaction, events: &[Event]) -> Result<(), DbErr> {
+    let rows = events.iter().map(|e| audit_event::ActiveModel {
         at: Set(e.at),
         actor_id: Set(e.actor_id),
         action: Set(e.action.to_string()),
@@ -155,7 +175,7 @@ async fn write(db: &DatabaseConnection, batch: &[Event]) -> Result<(), DbErr> {
         ..Default::default()
     });
     audit_event::Entity::insert_many(rows)
-        .exec_without_returning(db)
+        .exec_without_returning(txn)
         .await?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod cli;
 mod instances;
 mod logs;
 mod metrics;

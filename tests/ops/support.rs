@@ -13,7 +13,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "Velvet-Otter-Quarry-42";
-const BIN: &str = env!("CARGO_BIN_EXE_healthcare");
+pub const BIN: &str = env!("CARGO_BIN_EXE_healthcare");
 
 /// How long a server may take to come up (migrations on a fresh database).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
