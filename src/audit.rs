@@ -193,9 +193,6 @@ struct ContextInner {
     action: OnceLock<&'static str>,
 }
 
-/// The name the Bearer check knows the context by.
-pub type ActorSlot = AuditContext;
-
 impl AuditContext {
     pub fn set(&self, actor: i64) {
         let _ = self.0.actor.set(actor);

@@ -111,7 +111,7 @@ async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Princ
     })?;
     let principal = auth.authenticate(&bearer.token).await?;
     tracing::Span::current().record("user_id", principal.user_id);
-    if let Some(slot) = req.data::<crate::audit::ActorSlot>() {
+    if let Some(slot) = req.data::<crate::audit::AuditContext>() {
         slot.set(principal.user_id);
     }
     Ok(principal)
