@@ -307,10 +307,10 @@ impl AuthApi {
     async fn issue_pair(&self, user: &user::Model, family: &str) -> ApiResult<TokenPair> {
         let keys = &self.state.keys;
         let access = keys
-            .issue(user.id, user.is_staff, TokenType::Access)
+            .issue(user.id, TokenType::Access)
             .map_err(Self::issue_error)?;
         let refresh = keys
-            .issue(user.id, user.is_staff, TokenType::Refresh)
+            .issue(user.id, TokenType::Refresh)
             .map_err(Self::issue_error)?;
         refresh_tokens::record(
             &self.state.db,
@@ -471,7 +471,7 @@ impl AuthApi {
         }
         let access = state
             .keys
-            .issue(user.id, user.is_staff, TokenType::Access)
+            .issue(user.id, TokenType::Access)
             .map_err(Self::issue_error)?;
         Ok(RefreshOk::Ok(Json(Refreshed {
             access: access.token,

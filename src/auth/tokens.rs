@@ -25,9 +25,6 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub token_type: TokenType,
-    /// Whether the user was an administrator when the token was issued.
-    #[serde(default)]
-    pub staff: bool,
 }
 
 impl Claims {
@@ -97,7 +94,6 @@ impl JwtKeys {
     pub fn issue(
         &self,
         user_id: i64,
-        staff: bool,
         token_type: TokenType,
     ) -> Result<Issued, jsonwebtoken::errors::Error> {
         let now = Utc::now();
@@ -116,7 +112,6 @@ impl JwtKeys {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             token_type,
-            staff,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(Issued {
@@ -167,8 +162,8 @@ mod tests {
     #[test]
     fn access_and_refresh_tokens_are_not_interchangeable() {
         let k = keys();
-        let access = k.issue(7, false, TokenType::Access).unwrap().token;
-        let refresh = k.issue(7, false, TokenType::Refresh).unwrap().token;
+        let access = k.issue(7, TokenType::Access).unwrap().token;
+        let refresh = k.issue(7, TokenType::Refresh).unwrap().token;
         assert_eq!(
             k.verify(&access, TokenType::Access).unwrap().user_id(),
             Some(7)
@@ -192,7 +187,7 @@ mod tests {
             Duration::from_secs(300),
             Duration::from_secs(3600),
         );
-        let token = other.issue(1, false, TokenType::Access).unwrap().token;
+        let token = other.issue(1, TokenType::Access).unwrap().token;
         assert_eq!(
             keys().verify(&token, TokenType::Access).unwrap_err(),
             TokenError::Invalid
