@@ -4,6 +4,7 @@ pub mod audit_event;
 pub mod doctor;
 pub mod mapping;
 pub mod patient;
+pub mod patient_count;
 pub mod refresh_token;
 pub mod server_setting;
 pub mod user;

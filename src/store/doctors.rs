@@ -80,7 +80,7 @@ pub async fn list(
 ) -> Result<Listed<doctor::Model>, DbErr> {
     let mut query = doctor::Entity::find();
     if let Some(term) = &filter.search {
-        query = query.filter(contains_ci(doctor::Column::NameKey, term));
+        query = query.filter(contains_ci(doctor::Column::NameKey, term, true));
     }
     if let Some(specialization) = &filter.specialization {
         query = query.filter(doctor::Column::SpecializationKey.eq(fold_case(specialization)));

@@ -64,14 +64,30 @@ where
 /// `key LIKE '%term%'` on a column holding a lower-cased copy of a field
 /// (see [`fold_case`](crate::domain::fold_case)), with the term's own `%`,
 /// `_` and `\` escaped: a case-insensitive substring match that behaves the
-/// same on every database (served on PostgreSQL by a trigram index).
-pub fn contains_ci<C: sea_orm::ColumnTrait>(key: C, term: &str) -> sea_orm::sea_query::SimpleExpr {
-    use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+/// same on every database.
+///
+/// On PostgreSQL a trigram index can serve it, which pays off only over a
+/// whole table and for terms of three characters or more (shorter ones have
+/// no trigram, and the index would be read whole). Otherwise the column is
+/// wrapped (`COALESCE(key, '')`, the same text) so that no plan, generic plans included (see
+/// [`connect`]), reads the trigram index: an owner's search then walks only
+/// the owner's rows.
+pub fn contains_ci<C: sea_orm::ColumnTrait>(
+    key: C,
+    term: &str,
+    whole_table: bool,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
     let escaped = crate::domain::fold_case(term)
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
-    Expr::col(key).like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+    let pattern = LikeExpr::new(format!("%{escaped}%")).escape('\\');
+    if whole_table && term.chars().count() >= 3 {
+        Expr::col(key).like(pattern)
+    } else {
+        Expr::from(Func::coalesce([Expr::col(key), Expr::val("")])).like(pattern)
+    }
 }
 
 /// Rows of one page and how many rows the whole list has.
@@ -85,6 +101,14 @@ pub fn owner_filter(principal: &Principal) -> Option<i64> {
     (!principal.is_staff).then_some(principal.user_id)
 }
 
+/// Every query is a prepared statement of a fixed shape whose best plan does
+/// not depend on the values (keyed by owner or id, backed by an index for
+/// each filter and ordering; see [`contains_ci`] for searches). PostgreSQL
+/// would still plan each of them again on every execution (its "custom
+/// plans" heuristic, fooled by `LIMIT $n`), which cost as much as running
+/// them; generic plans are planned once per connection.
+const GENERIC_PLANS: &str = "SET plan_cache_mode = force_generic_plan";
+
 pub async fn connect(
     url: &str,
     max_connections: u32,
@@ -96,6 +120,19 @@ pub async fn connect(
         .min_connections(1)
         .connect_timeout(acquire_timeout)
         .acquire_timeout(acquire_timeout)
+        // A connection in steady use is not pinged before each query (that
+        // would double the round trips); one idle for a second is, which
+        // catches connections the server or a proxy dropped meanwhile.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
+        .map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sea_orm::sqlx::Executor::execute(conn, GENERIC_PLANS)
+                        .await
+                        .map(|_| ())
+                })
+            })
+        })
         .sqlx_logging(false);
     let db = Database::connect(options).await?;
     if db.get_database_backend() == DbBackend::Sqlite {

@@ -2,16 +2,16 @@
 //! to the caller (administrators see all), so that another user's patient is
 //! indistinguishable from one that does not exist.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query, QueryStatementBuilder, SimpleExpr};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryResult, QuerySelect, Select,
 };
 
 use super::{Listed, Page, Sort, contains_ci, owner_filter, sorted};
 use crate::auth::Principal;
 use crate::domain::{Gender, PatientChanges, PatientFields, fold_case};
-use crate::entity::patient;
+use crate::entity::{patient, patient_count};
 
 /// Why a change did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -86,25 +86,97 @@ pub async fn list(
     page: Page,
 ) -> Result<Listed<patient::Model>, DbErr> {
     let mut query = visible(principal);
+    let mut filtered = false;
     if let Some(term) = &filter.search {
-        query = query.filter(contains_ci(patient::Column::NameKey, term));
+        query = query.filter(contains_ci(
+            patient::Column::NameKey,
+            term,
+            owner_filter(principal).is_none(),
+        ));
+        filtered = true;
     }
     if let Some(gender) = filter.gender {
         query = query.filter(patient::Column::Gender.eq(gender.as_str()));
+        filtered = true;
     }
     if let Some(min) = filter.min_age {
         query = query.filter(patient::Column::Age.gte(min));
+        filtered = true;
     }
     if let Some(max) = filter.max_age {
         query = query.filter(patient::Column::Age.lte(max));
+        filtered = true;
     }
-    let total = query.clone().count(db).await?;
-    let items = sorted(query, filter.sort, patient::Column::Id)
+    if filtered {
+        let total = query.clone().count(db).await?;
+        let items = sorted(query, filter.sort, patient::Column::Id)
+            .limit(page.limit)
+            .offset(page.offset)
+            .all(db)
+            .await?;
+        return Ok(Listed { items, total });
+    }
+    // Unfiltered: the total is the trigger-kept count, read by the same
+    // statement (one round trip, one snapshot) unless the page is empty.
+    let rows = sorted(query, filter.sort, patient::Column::Id)
+        .expr_as(unfiltered_total(principal), "total")
         .limit(page.limit)
         .offset(page.offset)
+        .into_model::<WithTotal>()
         .all(db)
         .await?;
-    Ok(Listed { items, total })
+    let total = match rows.first() {
+        Some(row) => row.total,
+        None => count_all(db, principal).await?,
+    };
+    let items = rows.into_iter().map(|row| row.patient).collect();
+    Ok(Listed {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+/// A patient row with the list's total alongside.
+struct WithTotal {
+    patient: patient::Model,
+    total: i64,
+}
+
+impl FromQueryResult for WithTotal {
+    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        Ok(Self {
+            patient: patient::Model::from_query_result(row, prefix)?,
+            total: row.try_get(prefix, "total")?,
+        })
+    }
+}
+
+/// How many patients the caller sees, from `patient_counts`: the sum of the
+/// owner's shards, or of every owner's for an administrator.
+fn unfiltered_total(principal: &Principal) -> SimpleExpr {
+    let mut total = Query::select();
+    // SUM of BIGINT is NUMERIC on PostgreSQL: back to BIGINT.
+    total.from(patient_count::Entity).expr(Func::cast_as(
+        Func::coalesce([Expr::col(patient_count::Column::N).sum(), Expr::val(0_i64)]),
+        Alias::new("BIGINT"),
+    ));
+    if let Some(owner) = owner_filter(principal) {
+        total.and_where(Expr::col(patient_count::Column::OwnerId).eq(owner));
+    }
+    SimpleExpr::SubQuery(None, Box::new(total.into_sub_query_statement()))
+}
+
+async fn count_all(db: &DatabaseConnection, principal: &Principal) -> Result<i64, DbErr> {
+    let statement = db.get_database_backend().build(
+        &Query::select()
+            .expr_as(unfiltered_total(principal), "total")
+            .to_owned(),
+    );
+    let row = db.query_one_raw(statement).await?;
+    Ok(match row {
+        Some(row) => row.try_get("", "total")?,
+        None => 0,
+    })
 }
 
 pub async fn get(

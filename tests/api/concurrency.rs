@@ -279,3 +279,45 @@ fn assert_all_ok(replies: &[Reply], what: &str) {
             .map_or("", |r| r.text.as_str())
     );
 }
+
+/// Sixteen creates at once, then sixteen deletes at once, by one owner:
+/// the kept count (`X-Total-Count` of the unfiltered list) ends exact.
+#[tokio::test]
+async fn racing_creates_and_deletes_keep_the_total_exact() {
+    use crate::lists::{miscounted_owners, patient_total};
+    let app = spawn_app().await;
+    let user = app.user().await;
+    let keep = id_of(&app.create_patient(&user.access, "Stays").await);
+    let created = race(
+        &app,
+        Method::POST,
+        "/api/patients/",
+        &user.access,
+        None,
+        |i| Some(json!({"name": format!("Racer {i}"), "age": 30, "gender": "Other"})),
+    )
+    .await;
+    assert!(created.iter().all(|r| r.status == StatusCode::CREATED));
+    assert_eq!(patient_total(&app, &user.access, "").await, 17);
+
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let tasks: Vec<_> = created
+        .iter()
+        .map(|reply| {
+            let url = format!("{}/api/patients/{}/", app.address, id_of(&reply.json()));
+            let request = app.client.delete(url).bearer_auth(&user.access);
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                request.send().await.expect("request").status()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.expect("task"), StatusCode::NO_CONTENT);
+    }
+    assert_eq!(patient_total(&app, &user.access, "").await, 1);
+    let reply = app.get("/api/patients/", &user.access).await;
+    assert_eq!(reply.json()[0]["id"], keep);
+    assert_eq!(miscounted_owners(&app).await, 0);
+}

@@ -211,6 +211,12 @@ impl TestApp {
         }
     }
 
+    /// Whether this app has a database file of its own (SQLite), which no
+    /// other test writes to.
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite_file.is_some()
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Reply {
         self.request(Method::GET, path, Some(token), None).await
     }

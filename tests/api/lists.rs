@@ -660,6 +660,125 @@ async fn empty_lists_have_a_zero_total_and_no_links() {
     assert_eq!(page_of(&reply, 0), Vec::<i64>::new());
 }
 
+/// `X-Total-Count` of the unfiltered patient list (as the caller sees it).
+pub(crate) async fn patient_total(app: &TestApp, token: &str, query: &str) -> u64 {
+    let reply = app.get(&format!("/api/patients/{query}"), token).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply
+        .header("x-total-count")
+        .and_then(|t| t.parse().ok())
+        .expect("X-Total-Count")
+}
+
+/// Owners whose kept count differs from their rows, read in one statement
+/// (one snapshot, so concurrent tests cannot make it flicker).
+pub(crate) async fn miscounted_owners(app: &TestApp) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = app.db.get_database_backend();
+    let sql = "SELECT count(*) AS n FROM (SELECT created_by, count(*) AS rows_n FROM patients GROUP BY created_by) AS p
+               FULL JOIN (SELECT owner_id, sum(n) AS kept FROM patient_counts GROUP BY owner_id) AS c
+                 ON c.owner_id = p.created_by
+               WHERE coalesce(c.kept, 0) <> coalesce(p.rows_n, 0)";
+    let row = app
+        .db
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .expect("count query")
+        .expect("a row");
+    row.try_get::<i64>("", "n").expect("n")
+}
+
+/// The unfiltered total comes from a count the database keeps beside the
+/// rows (a page must not cost more with more rows); it must stay exact
+/// through API writes, writes made by SQL behind the API's back, past the
+/// end of the list, and for administrators. (Concurrent writes:
+/// `concurrency::racing_creates_and_deletes_keep_the_total_exact`.)
+#[tokio::test]
+async fn unfiltered_totals_stay_exact_through_every_kind_of_write() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let alice = app.user().await;
+    let bob = app.user().await;
+    assert_eq!(patient_total(&app, &bob.access, "").await, 0);
+    assert_eq!(patient_total(&app, &bob.access, "?offset=5").await, 0);
+
+    let mut created = Vec::new();
+    for i in 0..16 {
+        created.push(id_of(
+            &app.create_patient(&alice.access, &format!("Many {i}"))
+                .await,
+        ));
+    }
+    assert_eq!(patient_total(&app, &alice.access, "?limit=5").await, 16);
+    for id in &created[..8] {
+        let reply = app
+            .delete(&format!("/api/patients/{id}/"), &alice.access)
+            .await;
+        assert_eq!(reply.status, 204);
+    }
+    // A failed delete (someone else's patient) changes nothing.
+    let reply = app
+        .delete(&format!("/api/patients/{}/", created[8]), &bob.access)
+        .await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(patient_total(&app, &alice.access, "").await, 8);
+    // Past the end the page is empty, the total still exact.
+    let reply = app.get("/api/patients/?offset=8", &alice.access).await;
+    assert_eq!(page_of(&reply, 8), Vec::<i64>::new());
+    assert_eq!(patient_total(&app, &bob.access, "").await, 0);
+
+    // Rows written by SQL (a bulk import, a console fix) are counted too.
+    let now = "CURRENT_TIMESTAMP";
+    app.db
+        .execute_unprepared(&format!(
+            "INSERT INTO patients (name, name_key, age, gender, created_by, created_at, updated_at, version)
+             VALUES ('Imported A', 'imported a', 40, 'Other', {a}, {now}, {now}, 1),
+                    ('Imported B', 'imported b', 41, 'Other', {a}, {now}, {now}, 1),
+                    ('Imported C', 'imported c', 42, 'Other', {b}, {now}, {now}, 1)",
+            a = alice.id,
+            b = bob.id
+        ))
+        .await
+        .expect("insert by SQL");
+    assert_eq!(patient_total(&app, &alice.access, "").await, 10);
+    assert_eq!(patient_total(&app, &bob.access, "").await, 1);
+    app.db
+        .execute_unprepared(&format!(
+            "DELETE FROM patients WHERE created_by = {} AND name LIKE 'Imported%'",
+            alice.id
+        ))
+        .await
+        .expect("delete by SQL");
+    assert_eq!(patient_total(&app, &alice.access, "?offset=100").await, 8);
+    // Moving a row to another owner moves it in the counts.
+    app.db
+        .execute_unprepared(&format!(
+            "UPDATE patients SET created_by = {} WHERE id = {}",
+            bob.id, created[15]
+        ))
+        .await
+        .expect("move by SQL");
+    assert_eq!(patient_total(&app, &alice.access, "").await, 7);
+    assert_eq!(patient_total(&app, &bob.access, "").await, 2);
+    // A filtered list counts rows; it agrees with the kept count.
+    assert_eq!(patient_total(&app, &alice.access, "?min_age=0").await, 7);
+
+    // An administrator's total covers every owner.
+    let admin = app.user().await;
+    let admin = app.make_admin(&admin).await;
+    let everyone = patient_total(&app, &admin.access, "?limit=1").await;
+    let past_end = patient_total(&app, &admin.access, "?offset=9007199254740991").await;
+    assert!(everyone >= 9 && past_end >= 9, "{everyone} {past_end}");
+    if app.is_sqlite() {
+        // Its own database file: nobody else writes to it.
+        let rows =
+            app.patient_rows_of(alice.id).await.len() + app.patient_rows_of(bob.id).await.len();
+        assert_eq!(everyone, u64::try_from(rows).expect("count"));
+        assert_eq!(past_end, everyone);
+    }
+    assert_eq!(miscounted_owners(&app).await, 0);
+}
+
 #[tokio::test]
 async fn per_patient_lists_of_someone_elses_patient_are_not_found() {
     let app = spawn_app().await;
