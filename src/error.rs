@@ -379,7 +379,7 @@ impl<E> ProblemCatchAllEndpoint<E> {
         }
         if status == StatusCode::METHOD_NOT_ALLOWED
             && let Some(allow) = self.allowed.allow_header(path)
-            && let Ok(v) = HeaderValue::from_str(&allow)
+            && let Ok(v) = HeaderValue::from_str(allow)
         {
             out.headers_mut().insert(header::ALLOW, v);
         }

@@ -48,14 +48,47 @@ pub fn init() {
     });
 }
 
+/// The counter and histogram of one (method, route, status), registered
+/// once: building their labelled keys on every request cost more than the
+/// rest of the metrics work together.
+type Series = (metrics::Counter, metrics::Histogram);
+
+/// Status, method, route and their handles.
+type Registered = Vec<(u16, String, String, Series)>;
+
 pub fn record_request(method: &str, route: &str, status: u16, seconds: f64) {
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route.to_string()),
-        ("status", status.to_string()),
-    ];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels).record(seconds);
+    use std::sync::RwLock;
+    // A few dozen series at most (routes × methods × statuses seen): a scan
+    // is as quick as hashing and needs no key allocation.
+    static SERIES: OnceLock<RwLock<Registered>> = OnceLock::new();
+    let series = SERIES.get_or_init(Default::default);
+    let found = series.read().ok().and_then(|list| {
+        list.iter()
+            .find(|(s, m, r, _)| *s == status && m == method && r == route)
+            .map(|(_, _, _, handles)| handles.clone())
+    });
+    let (counter, histogram) = found.unwrap_or_else(|| {
+        let labels = [
+            ("method", method.to_string()),
+            ("route", route.to_string()),
+            ("status", status.to_string()),
+        ];
+        let handles = (
+            metrics::counter!("http_requests_total", &labels),
+            metrics::histogram!("http_request_duration_seconds", &labels),
+        );
+        if let Ok(mut list) = series.write() {
+            list.push((
+                status,
+                method.to_string(),
+                route.to_string(),
+                handles.clone(),
+            ));
+        }
+        handles
+    });
+    counter.increment(1);
+    histogram.record(seconds);
 }
 
 /// The Prometheus text exposition, with the pool gauges as of now.

@@ -168,7 +168,15 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
 
 /// The methods each path template of the spec allows, for `Allow` on 405.
 pub struct AllowedMethods {
-    routes: Vec<(Vec<String>, Vec<String>)>,
+    routes: Vec<PathTemplate>,
+}
+
+struct PathTemplate {
+    /// `/api/patients/{id}`
+    template: String,
+    segments: Vec<String>,
+    /// `GET, HEAD, PUT, PATCH, DELETE`
+    allow: String,
 }
 
 impl AllowedMethods {
@@ -177,7 +185,7 @@ impl AllowedMethods {
         let mut routes = Vec::new();
         if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
             for (path, ops) in paths {
-                let segments = path
+                let segments: Vec<String> = path
                     .trim_matches('/')
                     .split('/')
                     .map(str::to_string)
@@ -189,32 +197,36 @@ impl AllowedMethods {
                 if methods.iter().any(|m| m == "GET") {
                     methods.push("HEAD".into());
                 }
-                routes.push((segments, methods));
+                routes.push(PathTemplate {
+                    template: format!("/{}", segments.join("/")),
+                    segments,
+                    allow: methods.join(", "),
+                });
             }
         }
         Self { routes }
     }
 
-    fn find(&self, path: &str) -> Option<&(Vec<String>, Vec<String>)> {
-        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-        self.routes.iter().find(|(template, _)| {
-            template.len() == parts.len()
-                && template
-                    .iter()
-                    .zip(&parts)
-                    .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
+    fn find(&self, path: &str) -> Option<&PathTemplate> {
+        let path = path.trim_matches('/');
+        self.routes.iter().find(|route| {
+            let mut parts = path.split('/');
+            route.segments.iter().all(|t| {
+                parts
+                    .next()
+                    .is_some_and(|p| (t.starts_with('{') && t.ends_with('}')) || t == p)
+            }) && parts.next().is_none()
         })
     }
 
-    pub fn allow_header(&self, path: &str) -> Option<String> {
-        self.find(path).map(|(_, methods)| methods.join(", "))
+    pub fn allow_header(&self, path: &str) -> Option<&str> {
+        self.find(path).map(|route| route.allow.as_str())
     }
 
     /// The spec's path template for a request path (`/api/patients/{id}`),
     /// so that metrics have one series per route, not per id.
-    pub fn route_template(&self, path: &str) -> Option<String> {
-        self.find(path)
-            .map(|(template, _)| format!("/{}", template.join("/")))
+    pub fn route_template(&self, path: &str) -> Option<&str> {
+        self.find(path).map(|route| route.template.as_str())
     }
 }
 

@@ -119,12 +119,14 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
         }
         let status = resp.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
-        let route = self.routes.route_template(&path);
-        let route = route.as_deref().unwrap_or(if path.starts_with("/docs") {
-            "/docs"
-        } else {
-            "unmatched"
-        });
+        let route = self
+            .routes
+            .route_template(&path)
+            .unwrap_or(if path.starts_with("/docs") {
+                "/docs"
+            } else {
+                "unmatched"
+            });
         crate::metrics::record_request(method.as_str(), route, status, elapsed);
         // A number (not a string) in JSON logs, to the microsecond.
         let latency_ms = (elapsed * 1_000_000.0).round() / 1000.0;

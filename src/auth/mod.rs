@@ -34,8 +34,11 @@ struct Status {
 }
 
 /// Verifies access tokens and checks that their user is still active.
+/// Cheap to clone (it is added to every request's data).
 #[derive(Clone)]
-pub struct Authenticator {
+pub struct Authenticator(Arc<Inner>);
+
+struct Inner {
     keys: JwtKeys,
     db: DatabaseConnection,
     status: moka::future::Cache<i64, Option<Status>>,
@@ -43,23 +46,24 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(keys: JwtKeys, db: DatabaseConnection) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             keys,
             db,
             status: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(STATUS_TTL)
                 .build(),
-        }
+        }))
     }
 
     /// Forgets what is cached about a user (after deactivation, say).
     pub async fn forget(&self, user_id: i64) {
-        self.status.invalidate(&user_id).await;
+        self.0.status.invalidate(&user_id).await;
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
         let claims = self
+            .0
             .keys
             .verify(token, TokenType::Access)
             .map_err(|e| match e {
@@ -70,8 +74,9 @@ impl Authenticator {
         let user_id = claims
             .user_id()
             .ok_or_else(|| ApiError::invalid_token("The access token is invalid."))?;
-        let db = self.db.clone();
+        let db = self.0.db.clone();
         let status = self
+            .0
             .status
             .try_get_with(user_id, async move {
                 users::find(&db, user_id).await.map(|u| {
