@@ -12,6 +12,14 @@ pub enum Gender {
     Unknown,
 }
 
+/// `Serialize` for a [`Gender`] field: its name, as its `ToJSON` writes it.
+pub fn serialize_gender<S: serde::Serializer>(
+    gender: &Gender,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(gender.as_str())
+}
+
 impl Gender {
     pub const ALL: [Gender; 4] = [Gender::Male, Gender::Female, Gender::Other, Gender::Unknown];
 

@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 
 use super::body::{Fields, FromJson, JsonBody};
 use super::doctors::Doctor;
-use super::{ApiTags, etag, if_match_version, link_header, ordering, page};
+use super::{ApiTags, JsonOut, etag, if_match_version, link_header, ordering, page};
 use crate::auth::BearerAuth;
 use crate::domain::{AGE_MAX, Gender, PATIENT_NAME_MAX, PatientChanges, PatientFields};
 use crate::entity::patient;
@@ -23,7 +23,7 @@ const READ_ONLY: &[&str] = &["id", "created_by", "created_at", "updated_at"];
 const GENDERS: [&str; 4] = ["Male", "Female", "Other", "Unknown"];
 
 /// A patient record.
-#[derive(Object, Debug, Clone)]
+#[derive(Object, Debug, Clone, serde::Serialize)]
 #[oai(example)]
 pub struct Patient {
     /// Server-assigned id.
@@ -35,13 +35,16 @@ pub struct Patient {
     /// Age in years.
     #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
     pub age: i32,
+    #[serde(serialize_with = "crate::domain::serialize_gender")]
     pub gender: Gender,
     /// Id of the user who created (and owns) this record.
     #[oai(read_only)]
     pub created_by: i64,
     #[oai(read_only)]
+    #[serde(serialize_with = "super::rfc3339")]
     pub created_at: DateTime<Utc>,
     #[oai(read_only)]
+    #[serde(serialize_with = "super::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -189,7 +192,7 @@ pub enum PatientCreated {
 pub enum PatientOk {
     /// The patient.
     #[oai(status = 200)]
-    Ok(Json<Patient>, #[oai(header = "ETag")] String),
+    Ok(JsonOut<Patient>, #[oai(header = "ETag")] String),
 }
 
 #[derive(ApiResponse)]
@@ -197,7 +200,7 @@ pub enum PatientList {
     /// One page of patients, ordered by id.
     #[oai(status = 200)]
     Ok(
-        Json<Vec<Patient>>,
+        JsonOut<Vec<Patient>>,
         /// Number of patients in the whole list.
         #[oai(header = "X-Total-Count")]
         u64,
@@ -227,7 +230,7 @@ pub enum Deleted {
 
 fn ok(row: patient::Model) -> PatientOk {
     let tag = etag(KIND, row.id, row.version);
-    PatientOk::Ok(Json(row.into()), tag)
+    PatientOk::Ok(JsonOut(row.into()), tag)
 }
 
 fn change_error(err: ChangeError) -> ApiError {
@@ -334,7 +337,7 @@ impl PatientsApi {
         let listed = store::patients::list(&self.db, &auth.0, &filter, page).await?;
         let link = link_header("/api/patients/", &filters, page, listed.total);
         let items = listed.items.into_iter().map(Patient::from).collect();
-        Ok(PatientList::Ok(Json(items), listed.total, link))
+        Ok(PatientList::Ok(JsonOut(items), listed.total, link))
     }
 
     /// Get a patient
@@ -478,5 +481,36 @@ impl PatientsApi {
             .map(|(_, d)| Doctor::from(d))
             .collect();
         Ok(DoctorList::Ok(Json(items), listed.total, link))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON;
+
+    use super::*;
+
+    /// `JsonOut` writes with serde what `Json` would write with `ToJSON`.
+    #[test]
+    fn serde_output_equals_the_schema_types_json() {
+        let at = DateTime::<Utc>::from_timestamp(1_764_000_000, 123_456_000).unwrap_or_default();
+        for gender in Gender::ALL {
+            let patient = Patient {
+                id: 7,
+                name: "Zoë \"Quote\" O'Neil".into(),
+                age: 0,
+                gender,
+                created_by: 3,
+                created_at: at,
+                updated_at: at + chrono::Duration::microseconds(1),
+            };
+            let via_serde = serde_json::to_value(&patient).expect("serialize");
+            assert_eq!(Some(via_serde), patient.to_json());
+            let list = vec![patient.clone(), patient];
+            assert_eq!(
+                Some(serde_json::to_value(&list).expect("serialize")),
+                list.to_json()
+            );
+        }
     }
 }
