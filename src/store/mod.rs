@@ -69,9 +69,9 @@ where
 /// On PostgreSQL a trigram index can serve it, which pays off only over a
 /// whole table and for terms of three characters or more (shorter ones have
 /// no trigram, and the index would be read whole). Otherwise the column is
-/// wrapped (`COALESCE(key, '')`, the same text) so that no plan, generic plans included (see
-/// [`connect`]), reads the trigram index: an owner's search then walks only
-/// the owner's rows.
+/// wrapped (`COALESCE(key, '')`, the same text) so that no plan, generic
+/// plans included (see [`connect`]), reads the trigram index: an owner's
+/// search then walks only the owner's rows.
 pub fn contains_ci<C: sea_orm::ColumnTrait>(
     key: C,
     term: &str,

@@ -86,27 +86,26 @@ pub async fn list(
     page: Page,
 ) -> Result<Listed<patient::Model>, DbErr> {
     let mut query = visible(principal);
-    let mut filtered = false;
     if let Some(term) = &filter.search {
         query = query.filter(contains_ci(
             patient::Column::NameKey,
             term,
             owner_filter(principal).is_none(),
         ));
-        filtered = true;
     }
     if let Some(gender) = filter.gender {
         query = query.filter(patient::Column::Gender.eq(gender.as_str()));
-        filtered = true;
     }
     if let Some(min) = filter.min_age {
         query = query.filter(patient::Column::Age.gte(min));
-        filtered = true;
     }
     if let Some(max) = filter.max_age {
         query = query.filter(patient::Column::Age.lte(max));
-        filtered = true;
     }
+    let filtered = filter.search.is_some()
+        || filter.gender.is_some()
+        || filter.min_age.is_some()
+        || filter.max_age.is_some();
     if filtered {
         let total = query.clone().count(db).await?;
         let items = sorted(query, filter.sort, patient::Column::Id)
