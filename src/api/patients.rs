@@ -180,7 +180,7 @@ pub enum PatientCreated {
     /// The new patient.
     #[oai(status = 201)]
     Created(
-        Json<Patient>,
+        JsonOut<Patient>,
         /// URL of the new patient.
         #[oai(header = "Location")]
         String,
@@ -270,7 +270,7 @@ impl PatientsApi {
         let row = patients::create(&self.db, auth.0.user_id, fields).await?;
         let location = format!("/api/patients/{}/", row.id);
         let tag = etag(KIND, row.id, row.version);
-        Ok(PatientCreated::Created(Json(row.into()), location, tag))
+        Ok(PatientCreated::Created(JsonOut(row.into()), location, tag))
     }
 
     /// List patients

@@ -106,21 +106,22 @@ pub async fn list(
         || filter.gender.is_some()
         || filter.min_age.is_some()
         || filter.max_age.is_some();
-    if filtered {
-        let total = query.clone().count(db).await?;
-        let items = sorted(query, filter.sort, patient::Column::Id)
-            .limit(page.limit)
-            .offset(page.offset)
-            .all(db)
-            .await?;
+    let filtered_total = if filtered {
+        Some(query.clone().count(db).await?)
+    } else {
+        None
+    };
+    let page_query = sorted(query, filter.sort, patient::Column::Id)
+        .limit(page.limit)
+        .offset(page.offset);
+    if let Some(total) = filtered_total {
+        let items = page_query.all(db).await?;
         return Ok(Listed { items, total });
     }
     // Unfiltered: the total is the trigger-kept count, read by the same
     // statement (one round trip, one snapshot) unless the page is empty.
-    let rows = sorted(query, filter.sort, patient::Column::Id)
+    let rows = page_query
         .expr_as(unfiltered_total(principal), "total")
-        .limit(page.limit)
-        .offset(page.offset)
         .into_model::<WithTotal>()
         .all(db)
         .await?;
