@@ -2,18 +2,18 @@
 
 use std::io::Read;
 
-use crate::auth::password::check_strength;
+use crate::app::{AppState, api_service, spec::Spec};
+use crate::auth::sessions::SessionError;
 use crate::config::{Config, SuperuserArgs};
-use crate::domain::{check_email, check_username};
-use crate::startup::{AppState, api_service};
-use crate::store::{self, users};
+use crate::domain::{Email, Username};
+use crate::store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Start(#[from] crate::startup::StartError),
+    Start(#[from] crate::app::StartError),
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
     #[error("reading the password: {0}")]
@@ -22,12 +22,8 @@ pub enum CliError {
 
 pub fn openapi(config: Config, yaml: bool) -> Result<String, CliError> {
     let state = AppState::offline(config)?;
-    let service = api_service(&state);
-    Ok(if yaml {
-        service.spec_yaml()
-    } else {
-        service.spec()
-    })
+    let spec = Spec::of(&api_service(&state));
+    Ok(if yaml { spec.yaml() } else { spec.json() }.to_string())
 }
 
 pub async fn migrate(config: &Config) -> Result<(), CliError> {
@@ -56,39 +52,27 @@ fn read_password(from_stdin: bool) -> Result<String, CliError> {
     Ok(first)
 }
 
+/// Creates an administrator through the same rules as a registration.
 pub async fn createsuperuser(mut config: Config, args: SuperuserArgs) -> Result<i64, CliError> {
-    let username = args.username.trim().to_string();
-    let email = args.email.trim().to_string();
-    check_username(&username).map_err(|e| CliError::Invalid(format!("username: {e}")))?;
-    check_email(&email).map_err(|e| CliError::Invalid(format!("email: {e}")))?;
+    let username =
+        Username::parse(&args.username).map_err(|e| CliError::Invalid(format!("username: {e}")))?;
+    let email = Email::parse(&args.email).map_err(|e| CliError::Invalid(format!("email: {e}")))?;
     let password = read_password(args.password_stdin)?;
-    check_strength(&password, &[&username, &email])
-        .map_err(|e| CliError::Invalid(format!("password: {e}")))?;
     config.db_max_connections = 2;
     let state = AppState::connect(config).await?;
-    let taken = users::taken_fields(&state.db, &username, &email).await?;
-    if !taken.is_empty() {
-        return Err(CliError::Invalid(format!(
-            "{} already taken",
-            taken.join(" and ")
-        )));
-    }
-    let password_hash = state
-        .hasher
-        .hash(password)
+    let created = state
+        .sessions
+        .register(None, username, email, password, true)
         .await
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
-    let user = users::create(
-        &state.db,
-        users::NewUser {
-            username,
-            email,
-            password_hash,
-            is_staff: true,
-        },
-    )
-    .await
-    .map_err(|e| CliError::Invalid(e.to_string()))?;
+        .map_err(|e| match e {
+            SessionError::Taken(fields) => {
+                CliError::Invalid(format!("{} already taken", fields.join(" and ")))
+            }
+            SessionError::Invalid { field, message } => {
+                CliError::Invalid(format!("{field}: {message}"))
+            }
+            other => CliError::Invalid(other.to_string()),
+        })?;
     state.db.close().await?;
-    Ok(user.id)
+    Ok(created.id)
 }

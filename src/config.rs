@@ -180,16 +180,26 @@ pub struct Config {
     )]
     pub password_hash_concurrency: usize,
 
-    /// Login, register and refresh attempts allowed per client IP per minute.
+    /// Attempts allowed per client IP per minute at every endpoint that checks
+    /// a credential (login, token, register, refresh, password change).
     #[arg(long, env = "AUTH_RATE_PER_MINUTE", value_name = "AUTH_RATE_PER_MINUTE", default_value_t = 30,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub auth_rate_per_minute: u32,
 
-    /// Password checks (login attempts) allowed per account per hour, so at
-    /// most this many failed logins (ASVS 2.2.1: at most 100).
+    /// Failed password checks allowed per account per hour from addresses it
+    /// has not logged in from (ASVS 2.2.1: at most 100); an address that
+    /// logged in successfully keeps an allowance of its own.
     #[arg(long, env = "LOGIN_ATTEMPTS_PER_HOUR", value_name = "LOGIN_ATTEMPTS_PER_HOUR", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(2..=1_000_000), global = true)]
     pub login_attempts_per_hour: u32,
+
+    /// The zxcvbn strength score (0 to 4) a new password must reach. Keep 3
+    /// (the default) or 4 in production; lower values exist only to replay
+    /// another implementation's fixtures (such as `testpass123`) in a test
+    /// environment, and log a warning at start.
+    #[arg(long, env = "PASSWORD_MIN_STRENGTH", value_name = "PASSWORD_MIN_STRENGTH", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(0..=4), global = true)]
+    pub password_min_strength: u8,
 
     /// Comma-separated IPs of reverse proxies whose `X-Forwarded-For` is
     /// trusted for the client IP (none by default: the socket's peer is the client).

@@ -1,13 +1,15 @@
-//! One error type for the whole API and the one place that turns errors into
-//! RFC 9457 problem documents (`application/problem+json`).
+//! One error type for the whole API: every variant is an RFC 9457 problem
+//! document (`application/problem+json`). Errors that never went through it
+//! (poem's own: unknown route, wrong method, missing token, panics) are
+//! turned into problems by `app::problems`.
 
 use std::collections::BTreeMap;
 
-use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use sea_orm::{DbErr, SqlErr};
+use sea_orm::DbErr;
 
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -66,7 +68,7 @@ impl Problem {
     }
 }
 
-const BEARER_CHALLENGE: &str = "Bearer realm=\"healthcare\"";
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"healthcare\"";
 
 /// Every error an operation can answer with. Each variant is a problem document.
 #[derive(ApiResponse, Debug)]
@@ -82,13 +84,21 @@ pub enum ApiError {
         #[oai(header = "WWW-Authenticate")]
         String,
     ),
-    /// Authenticated, but not allowed to do this.
+    /// Authenticated, but not allowed to do this (for a token without the
+    /// scope the operation needs, `WWW-Authenticate` names it: RFC 6750 §3.1).
     #[oai(status = 403, content_type = "application/problem+json")]
-    Forbidden(Json<Problem>),
+    Forbidden(
+        Json<Problem>,
+        /// `Bearer error="insufficient_scope", scope="..."` when a scope is missing.
+        #[oai(header = "WWW-Authenticate")]
+        Option<String>,
+    ),
     /// No such resource, or it is not yours.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
-    /// The resource already exists (uniqueness conflict).
+    /// The request conflicts with the resource's state: a uniqueness
+    /// conflict, or a retry while the first request with its
+    /// `Idempotency-Key` is still running.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
     /// `If-Match` does not match the current `ETag`.
@@ -97,9 +107,12 @@ pub enum ApiError {
     /// The request body is larger than the configured limit.
     #[oai(status = 413, content_type = "application/problem+json")]
     PayloadTooLarge(Json<Problem>),
-    /// The request body is not `application/json`.
+    /// The request body is not `application/json` in UTF-8, or is compressed.
     #[oai(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Json<Problem>),
+    /// The `Idempotency-Key` was already used with a different request body.
+    #[oai(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Json<Problem>),
     /// Too many requests; retry after the given number of seconds.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(
@@ -111,7 +124,8 @@ pub enum ApiError {
     /// An unexpected server error (details are in the server log, never in the response).
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
-    /// The database is unavailable; retry after the given number of seconds.
+    /// The database (or the audit trail, which must record an access before
+    /// it is disclosed) is unavailable; retry after the given number of seconds.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(
         Json<Problem>,
@@ -159,7 +173,20 @@ impl ApiError {
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, detail)))
+        Self::Forbidden(Json(Problem::new(StatusCode::FORBIDDEN, detail)), None)
+    }
+
+    /// A 403 for a token that lacks `scope` (RFC 6750 §3.1).
+    pub fn insufficient_scope(scope: &str) -> Self {
+        Self::Forbidden(
+            Json(Problem::new(
+                StatusCode::FORBIDDEN,
+                format!("This token does not have the `{scope}` scope this operation needs."),
+            )),
+            Some(format!(
+                "{BEARER_CHALLENGE}, error=\"insufficient_scope\", scope=\"{scope}\""
+            )),
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -171,7 +198,7 @@ impl ApiError {
 
     pub fn conflict(errors: FieldErrors, detail: impl Into<String>) -> Self {
         let mut problem = Problem::new(StatusCode::CONFLICT, detail);
-        problem.errors = Some(errors);
+        problem.errors = (!errors.is_empty()).then_some(errors);
         Self::Conflict(Json(problem))
     }
 
@@ -180,6 +207,24 @@ impl ApiError {
             StatusCode::PRECONDITION_FAILED,
             "The resource has changed since you read it (If-Match does not match its ETag).",
         )))
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::PayloadTooLarge(Json(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("The request body is larger than {limit} bytes."),
+        )))
+    }
+
+    pub fn unsupported_media_type(detail: String) -> Self {
+        Self::UnsupportedMediaType(Json(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            detail,
+        )))
+    }
+
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::Unprocessable(Json(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail)))
     }
 
     pub fn too_many_requests(retry_after: u64) -> Self {
@@ -193,11 +238,12 @@ impl ApiError {
     }
 
     pub fn unavailable() -> Self {
+        Self::unavailable_because("The database is unavailable. Try again shortly.")
+    }
+
+    pub fn unavailable_because(detail: &str) -> Self {
         Self::Unavailable(
-            Json(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The database is unavailable. Try again shortly.",
-            )),
+            Json(Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail)),
             RETRY_AFTER_UNAVAILABLE,
         )
     }
@@ -214,11 +260,29 @@ impl ApiError {
     /// Maps a database error that no caller handled: outages become 503,
     /// everything else a logged 500.
     pub fn from_db(context: &str, err: DbErr) -> Self {
-        if is_unavailable(&err) {
+        if crate::store::is_unavailable(&err) {
             tracing::warn!(error = %err, "{context}: database unavailable");
             return Self::unavailable();
         }
         Self::internal(context, err)
+    }
+
+    /// The problem document of this error.
+    pub fn problem(&self) -> &Problem {
+        match self {
+            Self::BadRequest(p)
+            | Self::NotFound(p)
+            | Self::Conflict(p)
+            | Self::PreconditionFailed(p)
+            | Self::PayloadTooLarge(p)
+            | Self::UnsupportedMediaType(p)
+            | Self::Unprocessable(p)
+            | Self::Internal(p)
+            | Self::Forbidden(p, _)
+            | Self::Unauthorized(p, _)
+            | Self::TooManyRequests(p, _)
+            | Self::Unavailable(p, _) => p,
+        }
     }
 }
 
@@ -232,204 +296,9 @@ impl From<DbErr> for ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let problem = match self {
-            Self::BadRequest(p)
-            | Self::Forbidden(p)
-            | Self::NotFound(p)
-            | Self::Conflict(p)
-            | Self::PreconditionFailed(p)
-            | Self::PayloadTooLarge(p)
-            | Self::UnsupportedMediaType(p)
-            | Self::Internal(p)
-            | Self::Unauthorized(p, _)
-            | Self::TooManyRequests(p, _)
-            | Self::Unavailable(p, _) => p,
-        };
+        let problem = self.problem();
         write!(f, "{} {}", problem.status, problem.detail)
     }
-}
-
-/// Whether the error is a uniqueness violation (decided by the driver's
-/// error class, not by the message text).
-pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
-}
-
-pub fn is_foreign_key_violation(err: &DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(SqlErr::ForeignKeyConstraintViolation(_))
-    )
-}
-
-/// Connection-level failures: the pool timed out or the server went away.
-pub fn is_unavailable(err: &DbErr) -> bool {
-    match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
-        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => matches!(
-            e.as_ref(),
-            sea_orm::sqlx::Error::Io(_)
-                | sea_orm::sqlx::Error::PoolTimedOut
-                | sea_orm::sqlx::Error::PoolClosed
-                | sea_orm::sqlx::Error::WorkerCrashed
-        ),
-        _ => false,
-    }
-}
-
-/// Turns every error response that is not already a problem document (poem's
-/// own errors: unknown route, wrong method, bad path parameter, missing
-/// token, payload limits, panics) into one, keeping the status code.
-/// Problems built by handlers pass through untouched.
-pub struct ProblemCatchAll {
-    allowed: std::sync::Arc<crate::startup::AllowedMethods>,
-}
-
-impl ProblemCatchAll {
-    pub fn new(allowed: std::sync::Arc<crate::startup::AllowedMethods>) -> Self {
-        Self { allowed }
-    }
-}
-
-impl<E: Endpoint> Middleware<E> for ProblemCatchAll {
-    type Output = ProblemCatchAllEndpoint<E>;
-
-    fn transform(&self, ep: E) -> Self::Output {
-        ProblemCatchAllEndpoint {
-            inner: ep,
-            allowed: self.allowed.clone(),
-        }
-    }
-}
-
-pub struct ProblemCatchAllEndpoint<E> {
-    inner: E,
-    allowed: std::sync::Arc<crate::startup::AllowedMethods>,
-}
-
-impl<E: Endpoint> Endpoint for ProblemCatchAllEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let path = req.uri().path().to_string();
-        let resp = match self.inner.call(req).await {
-            Ok(resp) => resp.into_response(),
-            Err(err) => err.into_response(),
-        };
-        let status = resp.status();
-        if !(status.is_client_error() || status.is_server_error()) || is_problem(&resp) {
-            return Ok(resp);
-        }
-        Ok(self.to_problem(&path, resp).await)
-    }
-}
-
-fn is_problem(resp: &Response) -> bool {
-    resp.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_CONTENT_TYPE))
-}
-
-impl<E> ProblemCatchAllEndpoint<E> {
-    async fn to_problem(&self, path: &str, resp: Response) -> Response {
-        let status = resp.status();
-        let (parts, body) = resp.into_parts();
-        let detail = match status {
-            StatusCode::NOT_FOUND => "No such resource.".to_string(),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                "This method is not allowed on this resource.".to_string()
-            }
-            StatusCode::UNAUTHORIZED => {
-                "Authentication credentials were not provided or are invalid.".to_string()
-            }
-            StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_string(),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                "The request body must be JSON (Content-Type: application/json).".to_string()
-            }
-            s if s.is_server_error() => "An unexpected error occurred.".to_string(),
-            _ => {
-                // poem's own 4xx messages describe the input, never internals.
-                let text = body.into_string().await.unwrap_or_default();
-                if text.is_empty() {
-                    "The request is invalid.".to_string()
-                } else {
-                    clean_poem_message(&text)
-                }
-            }
-        };
-        let mut problem = Problem::new(status, detail);
-        if status == StatusCode::BAD_REQUEST {
-            problem.errors = param_errors(&problem.detail);
-        }
-        let mut out = problem.into_http();
-        for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
-            if let Some(v) = parts.headers.get(&name) {
-                out.headers_mut().insert(name, v.clone());
-            }
-        }
-        if status == StatusCode::UNAUTHORIZED
-            && !out.headers().contains_key(header::WWW_AUTHENTICATE)
-        {
-            out.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(BEARER_CHALLENGE),
-            );
-        }
-        if status == StatusCode::METHOD_NOT_ALLOWED
-            && let Some(allow) = self.allowed.allow_header(path)
-            && let Ok(v) = HeaderValue::from_str(allow)
-        {
-            out.headers_mut().insert(header::ALLOW, v);
-        }
-        out
-    }
-}
-
-/// A query or header parameter that poem-openapi refused ("Failed to parse
-/// parameter `limit`: verification failed. minimum(1, exclusive: false).")
-/// as a DRF-style field error keyed by the parameter's name.
-fn param_errors(detail: &str) -> Option<FieldErrors> {
-    let rest = detail.strip_prefix("Failed to parse parameter `")?;
-    let (name, reason) = rest.split_once("`: ")?;
-    let bound = |prefix: &str| {
-        reason
-            .strip_prefix(prefix)
-            .and_then(|r| r.split([',', ')']).next())
-            .map(str::to_string)
-    };
-    let message = if let Some(n) = bound("verification failed. minimum(") {
-        format!("Ensure this value is greater than or equal to {n}.")
-    } else if let Some(n) = bound("verification failed. maximum(") {
-        format!("Ensure this value is less than or equal to {n}.")
-    } else if reason.contains("integer") {
-        "A valid integer is required.".to_string()
-    } else {
-        "Not a valid value.".to_string()
-    };
-    let mut errors = FieldErrors::new();
-    errors.insert(name.to_string(), vec![message]);
-    Some(errors)
-}
-
-/// poem-openapi's messages start with the layer that failed
-/// ("failed to parse path `id`: ..."); keep them, capitalised as a sentence.
-fn clean_poem_message(text: &str) -> String {
-    let text = text.trim();
-    // Every path parameter of this API is a 64-bit id.
-    if text.starts_with("failed to parse path") {
-        return "The id in the URL must be a whole number.".to_string();
-    }
-    let mut chars = text.chars();
-    let mut out = match chars.next() {
-        Some(c) => c.to_uppercase().collect::<String>() + chars.as_str(),
-        None => String::new(),
-    };
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }
 
 /// Status bits for [`Errors`]: which problems an operation documents.
@@ -445,13 +314,15 @@ pub mod status {
     pub const TOO_MANY_REQUESTS: u32 = 1 << 8;
     pub const INTERNAL: u32 = 1 << 9;
     pub const UNAVAILABLE: u32 = 1 << 10;
+    pub const UNPROCESSABLE: u32 = 1 << 11;
 
     /// Any operation that touches the database can fail with these.
     pub const SERVER: u32 = INTERNAL | UNAVAILABLE;
     /// Operations that read a JSON body.
     pub const BODY: u32 = BAD_REQUEST | PAYLOAD_TOO_LARGE | UNSUPPORTED_MEDIA_TYPE;
-    /// Operations behind the Bearer scheme.
-    pub const AUTHED: u32 = UNAUTHORIZED | SERVER;
+    /// Operations behind the Bearer scheme (403: a token without the scope
+    /// the operation needs).
+    pub const AUTHED: u32 = UNAUTHORIZED | FORBIDDEN | SERVER;
 
     pub(super) fn bit(code: u16) -> u32 {
         match code {
@@ -463,6 +334,7 @@ pub mod status {
             412 => PRECONDITION_FAILED,
             413 => PAYLOAD_TOO_LARGE,
             415 => UNSUPPORTED_MEDIA_TYPE,
+            422 => UNPROCESSABLE,
             429 => TOO_MANY_REQUESTS,
             500 => INTERNAL,
             503 => UNAVAILABLE,

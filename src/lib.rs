@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -14,7 +15,5 @@ pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod metrics;
-pub mod ratelimit;
-pub mod startup;
 pub mod store;
 pub mod telemetry;

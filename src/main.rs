@@ -1,8 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use healthcare::app::{AppState, serve};
 use healthcare::config::{Cli, Command};
-use healthcare::startup::{AppState, serve};
 use healthcare::{cli, telemetry};
 
 fn parse_cli() -> Result<Cli, ExitCode> {
@@ -86,6 +86,13 @@ async fn run() -> ExitCode {
         return ExitCode::from(2);
     }
     telemetry::init(cli.config.log_format, &cli.config.rust_log);
+    if cli.config.password_min_strength < 3 {
+        tracing::warn!(
+            strength = cli.config.password_min_strength,
+            "PASSWORD_MIN_STRENGTH is below 3: guessable passwords are accepted; \
+             use this only to replay fixtures in a test environment"
+        );
+    }
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => match AppState::connect(cli.config).await {
             Ok(state) => serve(state).await.map_err(cli::CliError::from),

@@ -8,9 +8,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use healthcare::app::{AppState, build_app};
 use healthcare::config::Config;
 use healthcare::entity::server_setting;
-use healthcare::startup::{AppState, build_app};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, StatusCode};
 use sea_orm::EntityTrait;
@@ -365,7 +365,6 @@ async fn a_full_flow_logs_requests_but_no_password_token_secret_or_patient_field
         .await;
     requests += 7;
 
-    app.state.audit.flush().await;
     let secret = server_setting::Entity::find_by_id("jwt_secret".to_string())
         .one(&app.state.db)
         .await

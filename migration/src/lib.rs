@@ -11,6 +11,7 @@ mod m20261128_000006_create_server_settings_table;
 mod m20261128_000007_create_audit_events_table;
 mod m20261128_000008_add_list_indexes;
 mod m20261128_000009_create_patient_counts_table;
+mod m20261129_000010_keep_every_version;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000007_create_audit_events_table::Migration),
             Box::new(m20261128_000008_add_list_indexes::Migration),
             Box::new(m20261128_000009_create_patient_counts_table::Migration),
+            Box::new(m20261129_000010_keep_every_version::Migration),
         ]
     }
 }

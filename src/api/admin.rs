@@ -1,21 +1,44 @@
-//! Administrator-only operations: users and the audit trail.
+//! Administrator-only operations: users and the audit trail. Service
+//! clients cannot use them, even a client of an administrator.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use poem_openapi::param::{Path, Query};
+use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
+use sea_orm::DatabaseConnection;
 
-use super::auth::{Done, User};
+use super::audited::*;
+use super::auth::{Done, User, session_error};
+use super::context::Sessions;
+use super::params::{Path, QueryArg};
+use super::schema::{Choice, choice_type};
+use super::security::PersonAuth;
 use super::{ApiTags, link_header, page};
-use crate::audit::{self, Filter};
-use crate::auth::{BearerAuth, Principal};
+use crate::domain::audit::Resource;
+use crate::domain::{Limit, Offset, Principal};
 use crate::entity::audit_event;
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
-use crate::startup::AppState;
-use crate::store::{refresh_tokens, users};
+use crate::store::audit::AuditFilter;
+use crate::store::{self, users};
 
-/// One recorded access to patient data, or a security event.
+impl Choice for Resource {
+    const ALL: &'static [Self] = &Resource::ALL;
+
+    fn as_str(self) -> &'static str {
+        Resource::as_str(self)
+    }
+}
+
+choice_type!(
+    Resource,
+    "ResourceType",
+    "The kind of record an audit event is about."
+);
+
+/// One recorded access to patient data, one change, or one security event.
 #[derive(Object, Debug, Clone)]
 pub struct AuditEvent {
     #[oai(read_only)]
@@ -24,9 +47,15 @@ pub struct AuditEvent {
     pub at: DateTime<Utc>,
     /// The authenticated user, if any.
     pub actor: Option<i64>,
-    /// `create`, `read`, `list`, `update`, `delete`, `login_success`, `login_failure` or `revoke`.
+    /// The service client acting for the user, if any.
+    pub client: Option<i64>,
+    /// What happened: `create`, `read`, `list`, `history`, `update`,
+    /// `delete`, `restore`, `erase`, `register`, `login_success`,
+    /// `login_failure`, `logout`, `refresh_reuse`, `password_change`,
+    /// `password_change_failure`, `deactivate`, `activate`,
+    /// `revoke_tokens`, `forbidden`, ...
     pub action: String,
-    /// `patient`, `mapping` or `user`.
+    /// The kind of record concerned.
     pub resource_type: String,
     /// The record concerned, when there is one.
     pub resource_id: Option<i64>,
@@ -44,6 +73,7 @@ impl From<audit_event::Model> for AuditEvent {
             id: row.id,
             at: row.at,
             actor: row.actor_id,
+            client: row.client_id,
             action: row.action,
             resource_type: row.resource_type,
             resource_id: row.resource_id,
@@ -63,7 +93,7 @@ pub enum AuditList {
         /// Number of events matching the filters.
         #[oai(header = "X-Total-Count")]
         u64,
-        /// RFC 8288 links to the next and previous pages.
+        /// RFC 8288 links to the next and previous pages, filters kept.
         #[oai(header = "Link")]
         Option<String>,
     ),
@@ -75,8 +105,12 @@ pub enum UserList {
     #[oai(status = 200)]
     Ok(
         Json<Vec<User>>,
-        #[oai(header = "X-Total-Count")] u64,
-        #[oai(header = "Link")] Option<String>,
+        /// Number of users.
+        #[oai(header = "X-Total-Count")]
+        u64,
+        /// RFC 8288 links to the next and previous pages.
+        #[oai(header = "Link")]
+        Option<String>,
     ),
 }
 
@@ -96,30 +130,25 @@ fn require_admin(principal: &Principal) -> Result<(), ApiError> {
 }
 
 pub struct AdminApi {
-    pub state: AppState,
+    pub db: DatabaseConnection,
+    pub sessions: Arc<Sessions>,
 }
 
 impl AdminApi {
     async fn set_active(
         &self,
-        auth: &BearerAuth,
+        auth: &PersonAuth,
+        req: &Request,
         id: i64,
         active: bool,
     ) -> Result<UserOk, ApiError> {
-        require_admin(&auth.0)?;
-        let user = users::set_active(&self.state.db, id, active)
-            .await?
-            .ok_or_else(|| ApiError::not_found("User"))?;
-        if !active {
-            let revoked = refresh_tokens::revoke_user(&self.state.db, id).await?;
-            tracing::info!(
-                user_id = id,
-                revoked,
-                by = auth.0.user_id,
-                "user deactivated; tokens revoked"
-            );
-        }
-        self.state.auth.forget(id).await;
+        let principal = &auth.0.principal;
+        require_admin(principal)?;
+        let user = self
+            .sessions
+            .set_active(principal, id, active)
+            .await
+            .map_err(|e| session_error(e, req))?;
         Ok(UserOk::Ok(Json(user.into())))
     }
 }
@@ -129,20 +158,21 @@ impl AdminApi {
     /// List users
     ///
     /// Every account, ordered by id. Administrators only (403 otherwise).
-    #[oai(path = "/api/users", method = "get", operation_id = "list_users")]
+    #[oai(
+        path = "/api/users",
+        method = "get",
+        operation_id = "list_users",
+        transform = "audit_admin_read"
+    )]
     async fn list_users(
         &self,
-        auth: BearerAuth,
-        /// Page size, 1 to 1000 (default 100).
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<Option<u64>>,
-        /// Rows to skip (default 0; at most 2^53 - 1).
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
-        offset: Query<Option<u64>>,
+        auth: PersonAuth,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
     ) -> Res<UserList, { AUTHED | BAD_REQUEST | FORBIDDEN }> {
-        require_admin(&auth.0)?;
-        let page = page(limit.0, offset.0)?;
-        let listed = users::list(&self.state.db, page).await?;
+        require_admin(&auth.0.principal)?;
+        let page = page(limit, offset);
+        let listed = users::list(&self.db, page).await?;
         let link = link_header("/api/users/", &[], page, listed.total);
         let items = listed.items.into_iter().map(User::from).collect();
         Ok(UserList::Ok(Json(items), listed.total, link))
@@ -150,38 +180,44 @@ impl AdminApi {
 
     /// Deactivate a user
     ///
-    /// The user can no longer log in or refresh, every refresh token of the
-    /// user is revoked, and their access tokens stop working within 5
-    /// seconds. Administrators only.
+    /// Ends every session of the user: they can no longer log in or
+    /// refresh, every refresh token is revoked, and access tokens issued
+    /// before now stop working within 5 seconds and stay refused even if
+    /// the user is reactivated. Refused with 409 for the last active
+    /// administrator. Administrators only.
     #[oai(
         path = "/api/users/:id/deactivate",
         method = "post",
-        operation_id = "deactivate_user"
+        operation_id = "deactivate_user",
+        transform = "audit_deactivate"
     )]
     async fn deactivate(
         &self,
-        auth: BearerAuth,
+        auth: PersonAuth,
+        req: &Request,
         /// The user's id.
-        id: Path<i64>,
-    ) -> Res<UserOk, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND }> {
-        Ok(self.set_active(&auth, id.0, false).await?)
+        id: Path,
+    ) -> Res<UserOk, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND | CONFLICT }> {
+        Ok(self.set_active(&auth, req, id.0, false).await?)
     }
 
     /// Reactivate a user
     ///
-    /// Administrators only.
+    /// The user may log in again. Administrators only.
     #[oai(
         path = "/api/users/:id/activate",
         method = "post",
-        operation_id = "activate_user"
+        operation_id = "activate_user",
+        transform = "audit_activate"
     )]
     async fn activate(
         &self,
-        auth: BearerAuth,
+        auth: PersonAuth,
+        req: &Request,
         /// The user's id.
-        id: Path<i64>,
+        id: Path,
     ) -> Res<UserOk, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND }> {
-        Ok(self.set_active(&auth, id.0, true).await?)
+        Ok(self.set_active(&auth, req, id.0, true).await?)
     }
 
     /// Revoke a user's refresh tokens
@@ -191,72 +227,64 @@ impl AdminApi {
     #[oai(
         path = "/api/users/:id/revoke-tokens",
         method = "post",
-        operation_id = "revoke_user_tokens"
+        operation_id = "revoke_user_tokens",
+        transform = "audit_revoke_tokens"
     )]
     async fn revoke_tokens(
         &self,
-        auth: BearerAuth,
+        auth: PersonAuth,
+        req: &Request,
         /// The user's id.
-        id: Path<i64>,
+        id: Path,
     ) -> Res<Done, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND }> {
-        require_admin(&auth.0)?;
-        if users::find(&self.state.db, id.0).await?.is_none() {
-            return Err(ApiError::not_found("User").into());
-        }
-        let revoked = refresh_tokens::revoke_user(&self.state.db, id.0).await?;
-        tracing::info!(
-            user_id = id.0,
-            revoked,
-            by = auth.0.user_id,
-            "tokens revoked by an administrator"
-        );
+        let principal = &auth.0.principal;
+        require_admin(principal)?;
+        self.sessions
+            .revoke_tokens(principal, id.0)
+            .await
+            .map_err(|e| session_error(e, req))?;
         Ok(Done::NoContent)
     }
 
     /// Read the audit trail
     ///
-    /// Every access to patient data and every security event, newest first.
-    /// Administrators only. The trail is append-only: no operation changes
-    /// or deletes it.
+    /// Every access to patient data, every change and every security
+    /// event, newest first. Administrators only. The trail is append-only:
+    /// no operation changes or deletes it.
     #[oai(
         path = "/api/audit",
         method = "get",
-        operation_id = "list_audit_events"
+        operation_id = "list_audit_events",
+        transform = "audit_admin_read"
     )]
     #[allow(clippy::too_many_arguments)]
     async fn audit(
         &self,
-        auth: BearerAuth,
+        auth: PersonAuth,
         /// Only events by this user id.
-        actor: Query<Option<i64>>,
-        /// Only events about this kind of resource (`patient`, `mapping`, `user`).
-        resource_type: Query<Option<String>>,
+        actor: QueryArg<i64>,
+        /// Only events about this kind of record.
+        resource_type: QueryArg<Resource>,
         /// Only events about this record id.
-        resource_id: Query<Option<i64>>,
+        resource_id: QueryArg<i64>,
         /// Only events at or after this time (RFC 3339).
-        since: Query<Option<DateTime<Utc>>>,
+        since: QueryArg<DateTime<Utc>>,
         /// Only events before this time (RFC 3339).
-        until: Query<Option<DateTime<Utc>>>,
-        /// Page size, 1 to 1000 (default 100).
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<Option<u64>>,
-        /// Rows to skip (default 0; at most 2^53 - 1).
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
-        offset: Query<Option<u64>>,
+        until: QueryArg<DateTime<Utc>>,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
     ) -> Res<AuditList, { AUTHED | BAD_REQUEST | FORBIDDEN }> {
-        require_admin(&auth.0)?;
-        let page = page(limit.0, offset.0)?;
-        // Reading the trail sees every event recorded before the request.
-        self.state.audit.flush().await;
-        let filter = Filter {
+        require_admin(&auth.0.principal)?;
+        let page = page(limit, offset);
+        let filter = AuditFilter {
             actor: actor.0,
             resource_type: resource_type.0,
             resource_id: resource_id.0,
             since: since.0,
             until: until.0,
         };
-        let listed = audit::list(&self.state.db, filter, page).await?;
-        let link = link_header("/api/audit/", &[], page, listed.total);
+        let listed = store::audit::list(&self.db, &filter, page).await?;
+        let link = link_header("/api/audit/", &filter.query_params(), page, listed.total);
         let items = listed.items.into_iter().map(AuditEvent::from).collect();
         Ok(AuditList::Ok(Json(items), listed.total, link))
     }

@@ -1,44 +1,53 @@
-//! `/api/doctors/`: the shared directory of doctors.
+//! `/api/doctors/`: the shared directory of doctors and their history.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use sea_orm::DatabaseConnection;
+use serde_json::json;
 
-use super::body::{Fields, FromJson, JsonBody};
-use super::patients::Deleted;
-use super::{ApiTags, etag, if_match_version, link_header, ordering, page};
-use crate::auth::BearerAuth;
-use crate::domain::{DOCTOR_NAME_MAX, DoctorChanges, DoctorFields, SPECIALIZATION_MAX};
-use crate::entity::doctor;
+use super::audited::*;
+use super::body::{JsonBody, input};
+use super::idempotency::{self, Begin};
+use super::params::{HeaderArg, Path, QueryArg};
+use super::patients::{Deleted, mark_replay};
+use super::schema::Text;
+use super::security::Auth;
+use super::{ApiTags, IfMatch, etag, link_header, ordering, page, required_version};
+use crate::domain::audit::Resource;
+use crate::domain::{
+    DoctorName, IdempotencyKey, Limit, NameSearch, Offset, Scope, Specialization,
+    SpecializationSearch,
+};
+use crate::entity::{doctor, record_version};
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
-use crate::store::doctors::{self, ChangeError, DoctorFilter};
+use crate::store::doctors::{self, ChangeError, DoctorChanges, DoctorFields, DoctorFilter};
+use crate::store::history;
 
 const KIND: &str = "doctor";
 const READ_ONLY: &[&str] = &["id", "created_by", "created_at", "updated_at"];
 
 /// A doctor in the shared directory.
-#[derive(Object, Debug, Clone, Default)]
+#[derive(Object, Debug, Clone, Default, serde::Serialize)]
 #[oai(example)]
 pub struct Doctor {
     /// Server-assigned id.
     #[oai(read_only)]
     pub id: i64,
-    /// Full name, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
-    /// Medical specialty, 1 to 100 characters.
-    #[oai(validator(min_length = 1, max_length = 100))]
-    pub specialization: String,
+    /// Full name.
+    pub name: Text<{ DoctorName::MAX_CHARS }>,
+    /// Medical specialty.
+    pub specialization: Text<{ Specialization::MAX_CHARS }>,
     /// Id of the user who created this entry (who may change or delete it).
     #[oai(read_only)]
     pub created_by: i64,
     #[oai(read_only)]
+    #[serde(serialize_with = "super::rfc3339")]
     pub created_at: DateTime<Utc>,
     #[oai(read_only)]
+    #[serde(serialize_with = "super::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -47,8 +56,8 @@ impl Example for Doctor {
         let at = DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap_or_default();
         Self {
             id: 1,
-            name: "Dr. Smith".into(),
-            specialization: "Cardiology".into(),
+            name: Text("Dr. Smith".into()),
+            specialization: Text("Cardiology".into()),
             created_by: 1,
             created_at: at,
             updated_at: at,
@@ -60,8 +69,8 @@ impl From<doctor::Model> for Doctor {
     fn from(row: doctor::Model) -> Self {
         Self {
             id: row.id,
-            name: row.name,
-            specialization: row.specialization,
+            name: Text(row.name),
+            specialization: Text(row.specialization),
             created_by: row.created_by,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -69,88 +78,24 @@ impl From<doctor::Model> for Doctor {
     }
 }
 
-/// The fields a client sets on a doctor. Read-only fields may be sent back
-/// and are ignored; any other unknown field is a 400.
-#[derive(Object, Debug, Clone)]
-#[oai(example)]
-pub struct DoctorInput {
-    /// Full name, 1 to 200 characters after trimming, no control characters.
-    #[oai(validator(
-        min_length = 1,
-        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-    ))]
-    pub name: String,
-    /// Medical specialty, 1 to 100 characters after trimming, no control characters.
-    #[oai(validator(
-        min_length = 1,
-        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-    ))]
-    pub specialization: String,
-}
-
-impl Example for DoctorInput {
-    fn example() -> Self {
-        Self {
-            name: "Dr. Smith".into(),
-            specialization: "Cardiology".into(),
-        }
+input! {
+    /// The fields a client sets on a doctor. Read-only fields may be sent
+    /// back and are ignored; any other unknown field is a 400.
+    pub struct DoctorInput ignoring READ_ONLY, example json!({"name": "Dr. Smith", "specialization": "Cardiology"}) => {
+        /// Full name (surrounding whitespace is trimmed).
+        required name: DoctorName,
+        /// Medical specialty (surrounding whitespace is trimmed).
+        required specialization: Specialization,
     }
 }
 
-impl FromJson for DoctorInput {
-    fn from_json(f: &mut Fields) -> Option<Self> {
-        f.ignore(READ_ONLY);
-        let name = f.string("name", DOCTOR_NAME_MAX);
-        let specialization = f.string("specialization", SPECIALIZATION_MAX);
-        Some(Self {
-            name: name?,
-            specialization: specialization?,
-        })
-    }
-}
-
-/// A JSON merge patch (RFC 7396) of a doctor: only the fields present change.
-#[derive(Object, Debug, Clone)]
-#[oai(example)]
-pub struct DoctorPatch {
-    /// Full name, 1 to 200 characters after trimming, no control characters.
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(
-            min_length = 1,
-            pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-        )
-    )]
-    pub name: Option<String>,
-    /// Medical specialty, 1 to 100 characters after trimming, no control characters.
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(
-            min_length = 1,
-            pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,98}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-        )
-    )]
-    pub specialization: Option<String>,
-}
-
-impl Example for DoctorPatch {
-    fn example() -> Self {
-        Self {
-            name: None,
-            specialization: Some("Neurology".into()),
-        }
-    }
-}
-
-impl FromJson for DoctorPatch {
-    fn from_json(f: &mut Fields) -> Option<Self> {
-        f.ignore(READ_ONLY);
-        let name = f.opt_string("name", DOCTOR_NAME_MAX);
-        let specialization = f.opt_string("specialization", SPECIALIZATION_MAX);
-        Some(Self {
-            name,
-            specialization,
-        })
+input! {
+    /// A JSON merge patch (RFC 7396) of a doctor: only the fields present change.
+    pub struct DoctorPatch ignoring READ_ONLY, example json!({"specialization": "Neurology"}) => {
+        /// Full name (surrounding whitespace is trimmed).
+        optional name: DoctorName,
+        /// Medical specialty (surrounding whitespace is trimmed).
+        optional specialization: Specialization,
     }
 }
 
@@ -164,9 +109,46 @@ ordering! {
     }
 }
 
+/// One version of a doctor: the whole entry after a change.
+#[derive(Object, Debug, Clone)]
+pub struct DoctorVersion {
+    /// The version (the one in the entry's `ETag` at the time).
+    pub version: i64,
+    /// `created`, `updated`, `deleted`, `restored` or `imported`.
+    pub change: String,
+    /// When the change was committed (UTC).
+    pub at: DateTime<Utc>,
+    /// The user who made the change.
+    pub actor: Option<i64>,
+    /// The service client that made it for the user, if any.
+    pub client: Option<i64>,
+    /// The `X-Request-Id` of the request that made it.
+    pub request_id: String,
+    /// The entry as it was after the change.
+    pub record: Doctor,
+}
+
+impl TryFrom<record_version::Model> for DoctorVersion {
+    type Error = ApiError;
+
+    fn try_from(version: record_version::Model) -> Result<Self, ApiError> {
+        let row: doctor::Model = history::row(&version)?;
+        Ok(Self {
+            version: version.version,
+            change: version.change,
+            at: version.at,
+            actor: version.actor_id,
+            client: version.client_id,
+            request_id: version.request_id,
+            record: row.into(),
+        })
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum DoctorCreated {
-    /// The new doctor.
+    /// The new doctor (or, for a replayed `Idempotency-Key`, the doctor as
+    /// the first request created it).
     #[oai(status = 201)]
     Created(
         Json<Doctor>,
@@ -174,6 +156,10 @@ pub enum DoctorCreated {
         #[oai(header = "Location")]
         String,
         #[oai(header = "ETag")] String,
+        /// `true` when this is the replay of an earlier request with the
+        /// same `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
     ),
 }
 
@@ -181,12 +167,19 @@ pub enum DoctorCreated {
 pub enum DoctorOk {
     /// The doctor.
     #[oai(status = 200)]
-    Ok(Json<Doctor>, #[oai(header = "ETag")] String),
+    Ok(
+        Json<Doctor>,
+        #[oai(header = "ETag")] String,
+        /// `true` when this is the replay of an earlier request with the
+        /// same `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
+    ),
 }
 
 #[derive(ApiResponse)]
 pub enum DoctorList {
-    /// One page of doctors, ordered by id.
+    /// One page of doctors, in the requested `ordering` (by id by default).
     #[oai(status = 200)]
     Ok(
         Json<Vec<Doctor>>,
@@ -199,20 +192,56 @@ pub enum DoctorList {
     ),
 }
 
+#[derive(ApiResponse)]
+pub enum VersionList {
+    /// One page of the doctor's versions, newest first.
+    #[oai(status = 200)]
+    Ok(
+        Json<Vec<DoctorVersion>>,
+        /// Number of versions.
+        #[oai(header = "X-Total-Count")]
+        u64,
+        /// RFC 8288 links to the next and previous pages.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum VersionOk {
+    /// The version.
+    #[oai(status = 200)]
+    Ok(Json<DoctorVersion>),
+}
+
 fn ok(row: doctor::Model) -> DoctorOk {
     let tag = etag(KIND, row.id, row.version);
-    DoctorOk::Ok(Json(row.into()), tag)
+    DoctorOk::Ok(Json(row.into()), tag, None)
 }
 
 fn change_error(err: ChangeError) -> ApiError {
     match err {
         ChangeError::NotFound => ApiError::not_found("Doctor"),
         ChangeError::Forbidden => ApiError::forbidden(
-            "Only the user who created this doctor, or an administrator, may change or delete it.",
+            "Only the doctor's creator or an administrator may change or delete it.",
         ),
         ChangeError::Stale => ApiError::precondition_failed(),
+        ChangeError::NotDeleted => ApiError::conflict(
+            Default::default(),
+            "This doctor is not deleted; there is nothing to restore.",
+        ),
         ChangeError::Db(e) => e.into(),
     }
+}
+
+async fn replayed(
+    db: &DatabaseConnection,
+    outcome: &crate::store::idempotency::Outcome,
+) -> Result<doctor::Model, ApiError> {
+    let version = history::get(db, Resource::Doctor, outcome.resource_id, outcome.version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Doctor"))?;
+    Ok(history::row(&version)?)
 }
 
 pub struct DoctorsApi {
@@ -225,21 +254,52 @@ impl DoctorsApi {
     ///
     /// Adds a doctor to the shared directory. The caller becomes its creator,
     /// the only user (besides administrators) who may change or delete it.
-    #[oai(path = "/api/doctors", method = "post", operation_id = "create_doctor")]
+    #[oai(
+        path = "/api/doctors",
+        method = "post",
+        operation_id = "create_doctor",
+        transform = "audit_doctor_create"
+    )]
     async fn create(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::DoctorsWrite")] auth: Auth,
+        #[oai(name = "Idempotency-Key")] key: HeaderArg<IdempotencyKey>,
+        req: &poem::Request,
         body: JsonBody<DoctorInput>,
-    ) -> Res<DoctorCreated, { AUTHED | BODY }> {
-        let input = body.0;
-        let fields = DoctorFields {
-            name: input.name,
-            specialization: input.specialization,
+    ) -> Res<DoctorCreated, { AUTHED | BODY | CONFLICT | UNPROCESSABLE }> {
+        let caller = auth.0;
+        let JsonBody(input, digest) = body;
+        let begin =
+            idempotency::begin(&self.db, &caller, key.0, "create_doctor", 0, digest).await?;
+        let (row, replay) = match begin {
+            Begin::Replay(outcome) => {
+                mark_replay(req);
+                (replayed(&self.db, &outcome).await?, Some(true))
+            }
+            Begin::Run(claim) => {
+                let fields = DoctorFields {
+                    name: input.name,
+                    specialization: input.specialization,
+                };
+                let write = crate::store::Write {
+                    claim,
+                    ..caller.write(201)
+                };
+                let row = idempotency::run(&self.db, claim, async {
+                    Ok(doctors::create(&self.db, write, caller.principal.user_id, fields).await?)
+                })
+                .await?;
+                (row, None)
+            }
         };
-        let row = doctors::create(&self.db, auth.0.user_id, fields).await?;
         let location = format!("/api/doctors/{}/", row.id);
         let tag = etag(KIND, row.id, row.version);
-        Ok(DoctorCreated::Created(Json(row.into()), location, tag))
+        Ok(DoctorCreated::Created(
+            Json(row.into()),
+            location,
+            tag,
+            replay,
+        ))
     }
 
     /// List doctors
@@ -248,60 +308,54 @@ impl DoctorsApi {
     /// `search` (name, case-insensitive substring) and `specialization`
     /// (case-insensitive exact match); sort with `ordering` (default `id`);
     /// paginate with `limit` and `offset`. The total is in `X-Total-Count`
-    /// and the neighbouring pages in `Link`.
+    /// and the neighbouring pages in `Link`. Administrators list deleted
+    /// doctors with `deleted=true` (403 for anyone else).
     #[oai(path = "/api/doctors", method = "get", operation_id = "list_doctors")]
+    #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        _auth: BearerAuth,
+        #[oai(scope = "Scope::DoctorsRead")] auth: Auth,
         /// Only doctors whose name contains this text (case-insensitive).
-        #[oai(validator(max_length = 200))]
-        search: Query<Option<String>>,
+        search: QueryArg<Option<NameSearch>>,
         /// Only doctors with this specialization (case-insensitive).
-        #[oai(validator(max_length = 100))]
-        specialization: Query<Option<String>>,
+        specialization: QueryArg<Option<SpecializationSearch>>,
         /// Sort field, `-` first for descending (default `id`).
-        ordering: Query<Option<DoctorOrdering>>,
-        /// Page size, 1 to 1000 (default 100).
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<Option<u64>>,
-        /// Rows to skip (default 0; at most 2^53 - 1).
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
-        offset: Query<Option<u64>>,
-    ) -> Res<DoctorList, { AUTHED | BAD_REQUEST }> {
-        let page = page(limit.0, offset.0)?;
-        let trimmed = |q: Option<String>| q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let search = trimmed(search.0);
-        let specialization = trimmed(specialization.0);
-        let ordering = ordering.0.unwrap_or(DoctorOrdering::Id);
-        let mut filters = Vec::new();
-        if let Some(s) = &search {
-            filters.push(("search", s.clone()));
+        ordering: QueryArg<DoctorOrdering>,
+        /// Deleted doctors instead of live ones (administrators only).
+        deleted: QueryArg<bool>,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
+    ) -> Res<DoctorList, { AUTHED | BAD_REQUEST | FORBIDDEN }> {
+        let deleted = deleted.0.unwrap_or(false);
+        if deleted && !auth.0.principal.is_staff {
+            return Err(
+                ApiError::forbidden("Only administrators may list deleted doctors.").into(),
+            );
         }
-        if let Some(s) = &specialization {
-            filters.push(("specialization", s.clone()));
-        }
-        if ordering != DoctorOrdering::Id {
-            filters.push(("ordering", ordering.as_str().to_string()));
-        }
+        let page = page(limit, offset);
+        let (sort, ordering) = DoctorOrdering::chosen(ordering.0);
         let filter = DoctorFilter {
-            search,
-            specialization,
-            sort: ordering.sort(),
+            search: search.0.flatten(),
+            specialization: specialization.0.flatten(),
+            deleted,
+            sort,
+            ordering,
         };
         let listed = doctors::list(&self.db, &filter, page).await?;
-        let link = link_header("/api/doctors/", &filters, page, listed.total);
+        let link = link_header("/api/doctors/", &filter.query_params(), page, listed.total);
         let items = listed.items.into_iter().map(Doctor::from).collect();
         Ok(DoctorList::Ok(Json(items), listed.total, link))
     }
 
     /// Get a doctor
     ///
-    /// Any authenticated user can read any doctor.
+    /// Any authenticated user can read any doctor that is not deleted.
     #[oai(path = "/api/doctors/:id", method = "get", operation_id = "get_doctor")]
     async fn get(
         &self,
-        _auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::DoctorsRead")] _auth: Auth,
+        /// The doctor's id.
+        id: Path,
     ) -> Res<DoctorOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         match doctors::get(&self.db, id.0).await? {
             Some(row) => Ok(ok(row)),
@@ -316,26 +370,36 @@ impl DoctorsApi {
     #[oai(
         path = "/api/doctors/:id",
         method = "put",
-        operation_id = "update_doctor"
+        operation_id = "update_doctor",
+        transform = "audit_doctor_update"
     )]
     async fn update(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::DoctorsWrite")] auth: Auth,
+        /// The doctor's id.
+        id: Path,
         /// The doctor's `ETag`; the update is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: HeaderArg<IfMatch>,
         body: JsonBody<DoctorInput>,
     ) -> Res<DoctorOk, { AUTHED | BODY | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED }> {
-        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
+        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
         let input = body.0;
-        let changes = DoctorChanges {
-            name: Some(input.name),
-            specialization: Some(input.specialization),
+        let fields = DoctorFields {
+            name: input.name,
+            specialization: input.specialization,
         };
-        let row = doctors::update(&self.db, &auth.0, id.0, changes, version)
-            .await
-            .map_err(change_error)?;
+        let caller = &auth.0;
+        let row = doctors::update(
+            &self.db,
+            caller.write(200),
+            &caller.principal,
+            id.0,
+            fields.into(),
+            version,
+        )
+        .await
+        .map_err(change_error)?;
         Ok(ok(row))
     }
 
@@ -346,50 +410,187 @@ impl DoctorsApi {
     #[oai(
         path = "/api/doctors/:id",
         method = "patch",
-        operation_id = "patch_doctor"
+        operation_id = "patch_doctor",
+        transform = "audit_doctor_update"
     )]
     async fn patch(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::DoctorsWrite")] auth: Auth,
+        /// The doctor's id.
+        id: Path,
         /// The doctor's `ETag`; the change is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: HeaderArg<IfMatch>,
+        #[oai(name = "Idempotency-Key")] key: HeaderArg<IdempotencyKey>,
+        req: &poem::Request,
         body: JsonBody<DoctorPatch>,
-    ) -> Res<DoctorOk, { AUTHED | BODY | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED }> {
-        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
-        let input = body.0;
+    ) -> Res<
+        DoctorOk,
+        { AUTHED | BODY | CONFLICT | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED | UNPROCESSABLE },
+    > {
+        let caller = auth.0;
+        let JsonBody(input, digest) = body;
+        let begin =
+            idempotency::begin(&self.db, &caller, key.0, "patch_doctor", id.0, digest).await?;
+        let claim = match begin {
+            Begin::Replay(outcome) => {
+                mark_replay(req);
+                let row = replayed(&self.db, &outcome).await?;
+                let tag = etag(KIND, row.id, row.version);
+                return Ok(DoctorOk::Ok(Json(row.into()), tag, Some(true)));
+            }
+            Begin::Run(claim) => claim,
+        };
+        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
         let changes = DoctorChanges {
             name: input.name,
             specialization: input.specialization,
         };
-        let row = doctors::update(&self.db, &auth.0, id.0, changes, version)
-            .await
-            .map_err(change_error)?;
+        let write = crate::store::Write {
+            claim,
+            ..caller.write(200)
+        };
+        let row = idempotency::run(&self.db, claim, async {
+            doctors::update(&self.db, write, &caller.principal, id.0, changes, version)
+                .await
+                .map_err(change_error)
+        })
+        .await?;
         Ok(ok(row))
     }
 
     /// Delete a doctor
     ///
-    /// Deletes the doctor and its assignments to patients. Only the doctor's
-    /// creator or an administrator may do this.
+    /// The doctor and its assignments to patients disappear from every read
+    /// and list, but are kept: an administrator can list the doctor
+    /// (`deleted=true`) and restore it. Only the doctor's creator or an
+    /// administrator may do this.
     #[oai(
         path = "/api/doctors/:id",
         method = "delete",
-        operation_id = "delete_doctor"
+        operation_id = "delete_doctor",
+        transform = "audit_doctor_delete"
     )]
     async fn delete(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::DoctorsWrite")] auth: Auth,
+        /// The doctor's id.
+        id: Path,
         /// The doctor's `ETag`; the delete is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: HeaderArg<IfMatch>,
     ) -> Res<Deleted, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED }> {
-        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
-        doctors::delete(&self.db, &auth.0, id.0, version)
+        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
+        let caller = &auth.0;
+        doctors::delete(
+            &self.db,
+            caller.write(204),
+            &caller.principal,
+            id.0,
+            version,
+        )
+        .await
+        .map_err(change_error)?;
+        Ok(Deleted::NoContent)
+    }
+
+    /// Restore a deleted doctor
+    ///
+    /// Administrators only (403 otherwise). Brings the doctor back as it
+    /// was, with a new version, and its assignments with it. 409 when it is
+    /// not deleted.
+    #[oai(
+        path = "/api/doctors/:id/restore",
+        method = "post",
+        operation_id = "restore_doctor",
+        transform = "audit_doctor_restore"
+    )]
+    async fn restore(
+        &self,
+        #[oai(scope = "Scope::DoctorsWrite")] auth: Auth,
+        /// The doctor's id.
+        id: Path,
+    ) -> Res<DoctorOk, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND | CONFLICT }> {
+        let caller = &auth.0;
+        let row = doctors::restore(&self.db, caller.write(200), &caller.principal, id.0)
             .await
             .map_err(change_error)?;
-        Ok(Deleted::NoContent)
+        Ok(ok(row))
+    }
+
+    /// A doctor's history
+    ///
+    /// Every version of the doctor, newest first. Anyone may read a live
+    /// doctor's history; a deleted doctor's only administrators (404
+    /// otherwise).
+    #[oai(
+        path = "/api/doctors/:id/history",
+        method = "get",
+        operation_id = "list_doctor_versions",
+        transform = "audit_doctor_history"
+    )]
+    async fn history(
+        &self,
+        #[oai(scope = "Scope::DoctorsRead")] auth: Auth,
+        /// The doctor's id.
+        id: Path,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
+    ) -> Res<VersionList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+        self.readable(&auth, id.0).await?;
+        let page = page(limit, offset);
+        let listed = history::list(&self.db, Resource::Doctor, id.0, page).await?;
+        let link = link_header(
+            &format!("/api/doctors/{}/history/", id.0),
+            &[],
+            page,
+            listed.total,
+        );
+        let items = listed
+            .items
+            .into_iter()
+            .map(DoctorVersion::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(VersionList::Ok(Json(items), listed.total, link))
+    }
+
+    /// One version of a doctor
+    ///
+    /// The doctor as it was after the change that made `version`. 404 as
+    /// for the history, or when there is no such version.
+    #[oai(
+        path = "/api/doctors/:id/history/:version",
+        method = "get",
+        operation_id = "get_doctor_version",
+        transform = "audit_doctor_history"
+    )]
+    async fn version(
+        &self,
+        #[oai(scope = "Scope::DoctorsRead")] auth: Auth,
+        /// The doctor's id.
+        id: Path,
+        /// The version number.
+        version: Path,
+    ) -> Res<VersionOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+        self.readable(&auth, id.0).await?;
+        let found = history::get(&self.db, Resource::Doctor, id.0, version.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Version"))?;
+        Ok(VersionOk::Ok(Json(found.try_into()?)))
+    }
+}
+
+impl DoctorsApi {
+    /// Whether the caller may read the doctor's history: anyone while it is
+    /// live, administrators always.
+    async fn readable(&self, auth: &Auth, id: i64) -> Result<(), ApiError> {
+        let found = if auth.0.principal.is_staff {
+            doctors::get_any(&self.db, id).await?
+        } else {
+            doctors::get(&self.db, id).await?
+        };
+        found
+            .map(|_| ())
+            .ok_or_else(|| ApiError::not_found("Doctor"))
     }
 }

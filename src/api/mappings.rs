@@ -1,21 +1,28 @@
 //! `/api/mappings/`: assigning doctors to the caller's patients.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use sea_orm::DatabaseConnection;
+use serde_json::json;
 
-use super::body::{Fields, FromJson, JsonBody};
+use super::audited::*;
+use super::body::{JsonBody, input};
 use super::doctors::Doctor;
-use super::patients::Deleted;
+use super::idempotency::{self, Begin};
+use super::params::{HeaderArg, Path, QueryArg};
+use super::patients::{Deleted, mark_replay};
+use super::schema::RecordId;
+use super::security::Auth;
 use super::{ApiTags, link_header, ordering, page};
-use crate::auth::BearerAuth;
+use crate::domain::audit::Resource;
+use crate::domain::{IdempotencyKey, Limit, Offset, Scope};
 use crate::entity::mapping;
 use crate::error::status::*;
-use crate::error::{ApiError, Res};
-use crate::store::mappings::{self, CreateError, MappingFilter, WithDoctor};
+use crate::error::{ApiError, FieldErrors, Res};
+use crate::store::history;
+use crate::store::mappings::{self, CreateError, MappingFilter, Snapshot, WithDoctor};
 
 /// A doctor assigned to a patient.
 #[derive(Object, Debug, Clone)]
@@ -60,36 +67,13 @@ impl From<WithDoctor> for Mapping {
     }
 }
 
-/// Assign a doctor to one of the caller's patients.
-#[derive(Object, Debug, Clone)]
-#[oai(example)]
-pub struct MappingInput {
-    /// Id of one of the caller's patients.
-    #[oai(validator(minimum(value = "1")))]
-    pub patient: i64,
-    /// Id of a doctor.
-    #[oai(validator(minimum(value = "1")))]
-    pub doctor: i64,
-}
-
-impl Example for MappingInput {
-    fn example() -> Self {
-        Self {
-            patient: 1,
-            doctor: 1,
-        }
-    }
-}
-
-impl FromJson for MappingInput {
-    fn from_json(f: &mut Fields) -> Option<Self> {
-        f.ignore(&["id", "doctor_detail", "created_at"]);
-        let patient = f.integer("patient", 1, i64::MAX);
-        let doctor = f.integer("doctor", 1, i64::MAX);
-        Some(Self {
-            patient: patient?,
-            doctor: doctor?,
-        })
+input! {
+    /// Assign a doctor to one of the caller's patients.
+    pub struct MappingInput ignoring &["id", "doctor_detail", "created_at"], example json!({"patient": 1, "doctor": 1}) => {
+        /// Id of one of the caller's patients.
+        required patient: RecordId,
+        /// Id of a doctor.
+        required doctor: RecordId,
     }
 }
 
@@ -103,19 +87,24 @@ ordering! {
 
 #[derive(ApiResponse)]
 pub enum MappingCreated {
-    /// The new mapping.
+    /// The new mapping (or, for a replayed `Idempotency-Key`, the mapping
+    /// as the first request created it).
     #[oai(status = 201)]
     Created(
         Json<Mapping>,
         /// URL of the patient's mappings.
         #[oai(header = "Location")]
         String,
+        /// `true` when this is the replay of an earlier request with the
+        /// same `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
     ),
 }
 
 #[derive(ApiResponse)]
 pub enum MappingList {
-    /// One page of mappings, ordered by id.
+    /// One page of mappings, in the requested `ordering` (by id by default).
     #[oai(status = 200)]
     Ok(
         Json<Vec<Mapping>>,
@@ -136,11 +125,27 @@ fn listed(
     listed: crate::store::Listed<WithDoctor>,
     path: &str,
     filters: &[(&str, String)],
-    page: crate::store::Page,
+    page: crate::domain::Page,
 ) -> MappingList {
     let link = link_header(path, filters, page, listed.total);
     let items = listed.items.into_iter().map(Mapping::from).collect();
     MappingList::Ok(Json(items), listed.total, link)
+}
+
+fn create_error(err: CreateError) -> ApiError {
+    match err {
+        CreateError::NoSuchPatient => ApiError::field("patient", "No such patient of yours."),
+        CreateError::NoSuchDoctor => ApiError::field("doctor", "No such doctor."),
+        CreateError::Duplicate => {
+            let mut errors = FieldErrors::new();
+            errors.insert(
+                "non_field_errors".into(),
+                vec!["The fields patient, doctor must make a unique set.".into()],
+            );
+            ApiError::conflict(errors, "This doctor is already assigned to this patient.")
+        }
+        CreateError::Db(e) => e.into(),
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Mappings")]
@@ -153,37 +158,56 @@ impl MappingsApi {
     #[oai(
         path = "/api/mappings",
         method = "post",
-        operation_id = "assign_doctor"
+        operation_id = "assign_doctor",
+        transform = "audit_mapping_create"
     )]
     async fn create(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::MappingsWrite")] auth: Auth,
+        #[oai(name = "Idempotency-Key")] key: HeaderArg<IdempotencyKey>,
         req: &poem::Request,
         body: JsonBody<MappingInput>,
-    ) -> Res<MappingCreated, { AUTHED | BODY | CONFLICT }> {
-        let input = body.0;
-        let row = mappings::create(&self.db, &auth.0, input.patient, input.doctor)
-            .await
-            .map_err(|err| match err {
-                CreateError::NoSuchPatient => {
-                    ApiError::field("patient", "No such patient of yours.")
-                }
-                CreateError::NoSuchDoctor => ApiError::field("doctor", "No such doctor."),
-                CreateError::Duplicate => {
-                    let mut errors = crate::error::FieldErrors::new();
-                    errors.insert(
-                        "non_field_errors".into(),
-                        vec!["The fields patient, doctor must make a unique set.".into()],
-                    );
-                    ApiError::conflict(errors, "This doctor is already assigned to this patient.")
-                }
-                CreateError::Db(e) => e.into(),
-            })?;
-        if let Some(audit) = req.data::<crate::audit::AuditContext>() {
-            audit.set_resource(row.0.id);
-        }
+    ) -> Res<MappingCreated, { AUTHED | BODY | CONFLICT | UNPROCESSABLE }> {
+        let caller = auth.0;
+        let JsonBody(input, digest) = body;
+        let begin =
+            idempotency::begin(&self.db, &caller, key.0, "assign_doctor", 0, digest).await?;
+        let (row, replay): (WithDoctor, _) = match begin {
+            Begin::Replay(outcome) => {
+                mark_replay(req);
+                let version = history::get(
+                    &self.db,
+                    Resource::Mapping,
+                    outcome.resource_id,
+                    outcome.version,
+                )
+                .await?
+                .ok_or_else(|| ApiError::not_found("Mapping"))?;
+                let snapshot: Snapshot = history::row(&version)?;
+                ((snapshot.mapping, snapshot.doctor_detail), Some(true))
+            }
+            Begin::Run(claim) => {
+                let write = crate::store::Write {
+                    claim,
+                    ..caller.write(201)
+                };
+                let row = idempotency::run(&self.db, claim, async {
+                    mappings::create(
+                        &self.db,
+                        write,
+                        &caller.principal,
+                        input.patient.0,
+                        input.doctor.0,
+                    )
+                    .await
+                    .map_err(create_error)
+                })
+                .await?;
+                (row, None)
+            }
+        };
         let location = format!("/api/mappings/{}/", row.0.patient_id);
-        Ok(MappingCreated::Created(Json(row.into()), location))
+        Ok(MappingCreated::Created(Json(row.into()), location, replay))
     }
 
     /// List mappings
@@ -192,42 +216,34 @@ impl MappingsApi {
     /// administrators), as a plain JSON array. Filter with `patient` and
     /// `doctor`; sort with `ordering` (default `id`); paginate with `limit`
     /// and `offset`.
-    #[oai(path = "/api/mappings", method = "get", operation_id = "list_mappings")]
+    #[oai(
+        path = "/api/mappings",
+        method = "get",
+        operation_id = "list_mappings",
+        transform = "audit_mapping_list"
+    )]
     async fn list(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::MappingsRead")] auth: Auth,
         /// Only mappings of this patient id.
-        patient: Query<Option<i64>>,
+        patient: QueryArg<i64>,
         /// Only mappings of this doctor id.
-        doctor: Query<Option<i64>>,
+        doctor: QueryArg<i64>,
         /// Sort field, `-` first for descending (default `id`).
-        ordering: Query<Option<MappingOrdering>>,
-        /// Page size, 1 to 1000 (default 100).
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<Option<u64>>,
-        /// Rows to skip (default 0; at most 2^53 - 1).
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
-        offset: Query<Option<u64>>,
+        ordering: QueryArg<MappingOrdering>,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
     ) -> Res<MappingList, { AUTHED | BAD_REQUEST }> {
-        let page = page(limit.0, offset.0)?;
-        let ordering = ordering.0.unwrap_or(MappingOrdering::Id);
-        let mut filters = Vec::new();
-        if let Some(p) = patient.0 {
-            filters.push(("patient", p.to_string()));
-        }
-        if let Some(d) = doctor.0 {
-            filters.push(("doctor", d.to_string()));
-        }
-        if ordering != MappingOrdering::Id {
-            filters.push(("ordering", ordering.as_str().to_string()));
-        }
+        let page = page(limit, offset);
+        let (sort, ordering) = MappingOrdering::chosen(ordering.0);
         let filter = MappingFilter {
             patient: patient.0,
             doctor: doctor.0,
-            sort: ordering.sort(),
+            sort,
+            ordering,
         };
-        let rows = mappings::list(&self.db, &auth.0, &filter, page).await?;
-        Ok(listed(rows, "/api/mappings/", &filters, page))
+        let rows = mappings::list(&self.db, &auth.0.principal, &filter, page).await?;
+        Ok(listed(rows, "/api/mappings/", &filter.query_params(), page))
     }
 
     /// List a patient's mappings
@@ -239,22 +255,19 @@ impl MappingsApi {
     #[oai(
         path = "/api/mappings/:id",
         method = "get",
-        operation_id = "list_patient_mappings"
+        operation_id = "list_patient_mappings",
+        transform = "audit_patient_read"
     )]
     async fn for_patient(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::MappingsRead")] auth: Auth,
         /// For GET: the **patient** id.
-        id: Path<i64>,
-        /// Page size, 1 to 1000 (default 100).
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<Option<u64>>,
-        /// Rows to skip (default 0; at most 2^53 - 1).
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
-        offset: Query<Option<u64>>,
+        id: Path,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
     ) -> Res<MappingList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
-        let page = page(limit.0, offset.0)?;
-        let rows = mappings::list_for_patient(&self.db, &auth.0, id.0, page)
+        let page = page(limit, offset);
+        let rows = mappings::list_for_patient(&self.db, &auth.0.principal, id.0, page)
             .await?
             .ok_or_else(|| ApiError::not_found("Patient"))?;
         Ok(listed(rows, &format!("/api/mappings/{}/", id.0), &[], page))
@@ -264,19 +277,21 @@ impl MappingsApi {
     ///
     /// **`id` is a mapping id here** (the same URL takes a patient id for
     /// GET). 404 when the mapping does not exist or its patient is not the
-    /// caller's.
+    /// caller's. The mapping is kept in the patient's history.
     #[oai(
         path = "/api/mappings/:id",
         method = "delete",
-        operation_id = "unassign_doctor"
+        operation_id = "unassign_doctor",
+        transform = "audit_mapping_delete"
     )]
     async fn delete(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::MappingsWrite")] auth: Auth,
         /// For DELETE: the **mapping** id.
-        id: Path<i64>,
+        id: Path,
     ) -> Res<Deleted, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
-        if mappings::delete(&self.db, &auth.0, id.0).await? {
+        let caller = &auth.0;
+        if mappings::delete(&self.db, caller.write(204), &caller.principal, id.0).await? {
             Ok(Deleted::NoContent)
         } else {
             Err(ApiError::not_found("Mapping").into())

@@ -1,21 +1,35 @@
-//! HTTP only: one module per tag, request and response types, no SQL.
+//! HTTP only: one module per tag, request and response types, thin
+//! handlers; no SQL. Every value a request carries is read through its
+//! domain rule ([`schema::Input`]); every operation declares its audit
+//! ([`audited`]) and its scope ([`security`]).
 
 pub mod admin;
+pub mod audited;
 pub mod auth;
 pub mod body;
+pub mod context;
 pub mod doctors;
+pub mod idempotency;
 pub mod mappings;
 pub mod ops;
+pub mod params;
 pub mod patients;
+pub mod routes;
+pub mod schema;
+pub mod security;
 
 use poem_openapi::Tags;
 use poem_openapi::payload::{Json, Payload};
-use poem_openapi::registry::{MetaSchemaRef, Registry};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::Type;
+use serde_json::Value;
 
+use crate::domain::{Invalid, Limit, Offset, Page};
 use crate::error::ApiError;
-use crate::store::{DEFAULT_LIMIT, MAX_LIMIT, Page};
+use params::QueryArg;
+use schema::Input;
 
+/// The tags in the order a new user meets them (Swagger UI shows them so).
 #[derive(Tags)]
 pub enum ApiTags {
     /// Register, log in, refresh and revoke tokens.
@@ -28,8 +42,19 @@ pub enum ApiTags {
     Mappings,
     /// Administrators only: users and the audit trail.
     Admin,
-    /// Health and readiness probes.
+    /// Health and readiness probes, metrics.
     Operations,
+}
+
+impl ApiTags {
+    pub const ORDER: [&'static str; 6] = [
+        "Auth",
+        "Patients",
+        "Doctors",
+        "Mappings",
+        "Admin",
+        "Operations",
+    ];
 }
 
 /// A JSON response body, described in the spec exactly as [`Json`] (same
@@ -69,37 +94,46 @@ pub fn rfc3339<S: serde::Serializer>(
     serializer.serialize_str(&at.to_rfc3339())
 }
 
-/// Declares a list's `ordering` parameter: an enum of allow-listed fields,
-/// each ascending or (with `-`) descending, mapped to a column.
+/// Declares a list's `ordering` parameter: an allow-list of fields, each
+/// ascending or (with `-`) descending, mapped to a column.
 macro_rules! ordering {
     ($(#[$doc:meta])* $name:ident for $column:ty {
         $($asc:ident = $asc_s:literal, $desc:ident = $desc_s:literal => $col:expr;)*
     }) => {
         $(#[$doc])*
-        #[derive(poem_openapi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name {
-            $(
-                #[oai(rename = $asc_s)]
-                $asc,
-                #[oai(rename = $desc_s)]
-                $desc,
-            )*
+            $($asc, $desc,)*
+        }
+
+        impl $crate::api::schema::Choice for $name {
+            const ALL: &'static [Self] = &[$(Self::$asc, Self::$desc,)*];
+
+            fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$asc => $asc_s, Self::$desc => $desc_s,)*
+                }
+            }
         }
 
         impl $name {
-            pub fn sort(self) -> crate::store::Sort<$column> {
+            pub fn sort(self) -> $crate::store::Sort<$column> {
                 match self {
                     $(
-                        Self::$asc => crate::store::Sort { column: $col, descending: false },
-                        Self::$desc => crate::store::Sort { column: $col, descending: true },
+                        Self::$asc => $crate::store::Sort { column: $col, descending: false },
+                        Self::$desc => $crate::store::Sort { column: $col, descending: true },
                     )*
                 }
             }
 
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$asc => $asc_s, Self::$desc => $desc_s,)*
-                }
+            /// The sort, and how the client wrote it unless it is the default.
+            pub fn chosen(
+                ordering: Option<Self>,
+            ) -> ($crate::store::Sort<$column>, Option<&'static str>) {
+                use $crate::api::schema::Choice;
+                let first = Self::ALL[0];
+                let chosen = ordering.unwrap_or(first);
+                (chosen.sort(), (chosen != first).then(|| chosen.as_str()))
             }
         }
     };
@@ -111,73 +145,120 @@ pub fn etag(kind: &str, id: i64, version: i64) -> String {
     format!("\"{kind}-{id}-v{version}\"")
 }
 
-/// The version an `If-Match` header names for this resource. `*` or no
-/// header means "any"; a tag that is not this resource's never matches.
-pub fn if_match_version(
-    header: Option<&str>,
+/// An `If-Match` header (RFC 9110 §13.1.1): `*` or a list of entity tags.
+/// Anything else is malformed and refused (400), never taken as absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    Any,
+    Tags(Vec<String>),
+}
+
+/// `etagc` of RFC 9110: visible ASCII but `"`.
+fn is_etagc(c: char) -> bool {
+    c == '!' || ('#'..='~').contains(&c)
+}
+
+impl Input for IfMatch {
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            description: Some(
+                "`*`, or entity tags as the `ETag` header gives them, comma-separated.",
+            ),
+            ..MetaSchema::new("string")
+        }
+    }
+
+    fn from_json(value: Value) -> Result<Self, Invalid> {
+        match value {
+            Value::String(s) => Self::from_text(&s),
+            _ => Err(Invalid::new("Not a valid string.")),
+        }
+    }
+
+    fn from_text(text: &str) -> Result<Self, Invalid> {
+        let text = text.trim();
+        if text == "*" {
+            return Ok(Self::Any);
+        }
+        let mut tags = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let opaque = item.strip_prefix("W/").unwrap_or(item);
+            let inner = opaque
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| t.chars().all(is_etagc));
+            match inner {
+                Some(_) => tags.push(opaque.to_string()),
+                None => {
+                    return Err(Invalid::new(
+                        "Send `*` or entity tags exactly as the ETag header gave them (\"patient-1-v2\").",
+                    ));
+                }
+            }
+        }
+        if tags.is_empty() {
+            return Err(Invalid::new("Send `*` or at least one entity tag."));
+        }
+        Ok(Self::Tags(tags))
+    }
+}
+
+/// The version an `If-Match` header requires of this resource: `None` for
+/// no header or `*`; 412 when no tag is this resource's.
+pub fn required_version(
+    if_match: Option<&IfMatch>,
     kind: &str,
     id: i64,
 ) -> Result<Option<i64>, ApiError> {
-    let Some(header) = header.map(str::trim) else {
-        return Ok(None);
+    let tags = match if_match {
+        None | Some(IfMatch::Any) => return Ok(None),
+        Some(IfMatch::Tags(tags)) => tags,
     };
-    if header == "*" {
-        return Ok(None);
-    }
     let prefix = format!("\"{kind}-{id}-v");
-    for tag in header.split(',').map(str::trim) {
-        let tag = tag.strip_prefix("W/").unwrap_or(tag);
-        if let Some(v) = tag.strip_prefix(&prefix).and_then(|r| r.strip_suffix('"'))
-            && let Ok(v) = v.parse::<i64>()
-        {
-            return Ok(Some(v));
-        }
-    }
-    Err(ApiError::precondition_failed())
+    tags.iter()
+        .find_map(|tag| {
+            tag.strip_prefix(&prefix)?
+                .strip_suffix('"')?
+                .parse::<i64>()
+                .ok()
+        })
+        .map(Some)
+        .ok_or_else(ApiError::precondition_failed)
 }
 
-/// `limit`/`offset` query values, checked.
-pub fn page(limit: Option<u64>, offset: Option<u64>) -> Result<Page, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::field(
-            "limit",
-            format!("Must be between 1 and {MAX_LIMIT}."),
-        ));
+/// The page a list's `limit` and `offset` ask for.
+pub fn page(limit: QueryArg<Limit>, offset: QueryArg<Offset>) -> Page {
+    Page {
+        limit: limit.0.unwrap_or_default(),
+        offset: offset.0.unwrap_or_default(),
     }
-    let offset = offset.unwrap_or(0);
-    if offset > i64::MAX as u64 {
-        return Err(ApiError::field("offset", "Is too large."));
-    }
-    Ok(Page { limit, offset })
 }
 
-/// RFC 8288 `Link` header with `next`/`prev` for a page of `total` rows.
+/// RFC 8288 `Link` header with `next`/`prev` for a page of `total` rows,
+/// keeping the list's filters.
 pub fn link_header(
     path: &str,
     filters: &[(&str, String)],
     page: Page,
     total: u64,
 ) -> Option<String> {
-    let url = |offset: u64| {
+    let url = |page: Page| {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (name, value) in filters {
             query.append_pair(name, value);
         }
-        query.append_pair("limit", &page.limit.to_string());
-        query.append_pair("offset", &offset.to_string());
+        query.append_pair("limit", &page.limit().to_string());
+        query.append_pair("offset", &page.offset().to_string());
         format!("<{path}?{}>", query.finish())
     };
-    let mut links = Vec::new();
-    if page.offset.saturating_add(page.limit) < total {
-        links.push(format!("{}; rel=\"next\"", url(page.offset + page.limit)));
-    }
-    if page.offset > 0 {
-        links.push(format!(
-            "{}; rel=\"prev\"",
-            url(page.offset.saturating_sub(page.limit))
-        ));
-    }
+    let links: Vec<String> = [
+        page.next(total)
+            .map(|p| format!("{}; rel=\"next\"", url(p))),
+        page.prev().map(|p| format!("{}; rel=\"prev\"", url(p))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     (!links.is_empty()).then(|| links.join(", "))
 }
 
@@ -185,57 +266,62 @@ pub fn link_header(
 mod tests {
     use super::*;
 
+    fn if_match(s: &str) -> IfMatch {
+        IfMatch::from_text(s).unwrap()
+    }
+
+    fn page_of(limit: u64, offset: u64) -> Page {
+        Page {
+            limit: Limit::new(limit).unwrap(),
+            offset: Offset::new(offset).unwrap(),
+        }
+    }
+
     #[test]
     fn if_match_accepts_own_tag_star_and_absence() {
-        assert_eq!(if_match_version(None, "patient", 3).unwrap(), None);
-        assert_eq!(if_match_version(Some("*"), "patient", 3).unwrap(), None);
+        assert_eq!(required_version(None, "patient", 3).unwrap(), None);
         assert_eq!(
-            if_match_version(Some("\"patient-3-v7\""), "patient", 3).unwrap(),
+            required_version(Some(&if_match("*")), "patient", 3).unwrap(),
+            None
+        );
+        assert_eq!(
+            required_version(Some(&if_match("\"patient-3-v7\"")), "patient", 3).unwrap(),
             Some(7)
         );
         assert_eq!(
-            if_match_version(Some("W/\"x\", \"patient-3-v2\""), "patient", 3).unwrap(),
+            required_version(Some(&if_match("W/\"x\", \"patient-3-v2\"")), "patient", 3).unwrap(),
             Some(2)
         );
     }
 
     #[test]
-    fn if_match_with_a_foreign_tag_fails() {
-        assert!(if_match_version(Some("\"patient-4-v7\""), "patient", 3).is_err());
-        assert!(if_match_version(Some("\"doctor-3-v7\""), "patient", 3).is_err());
-        assert!(if_match_version(Some("garbage"), "patient", 3).is_err());
+    fn if_match_with_a_foreign_tag_fails_and_a_malformed_one_is_refused() {
+        assert!(required_version(Some(&if_match("\"patient-4-v7\"")), "patient", 3).is_err());
+        assert!(required_version(Some(&if_match("\"doctor-3-v7\"")), "patient", 3).is_err());
+        assert!(IfMatch::from_text("garbage").is_err());
+        assert!(IfMatch::from_text("\"patient-1-v1\", \"é\"").is_err());
+        assert!(IfMatch::from_text("\"a\"b\"").is_err());
+        assert!(IfMatch::from_text(",").is_err());
     }
 
     #[test]
     fn link_header_keeps_the_filters_encoded() {
-        let p = Page {
-            limit: 2,
-            offset: 0,
-        };
         let filters = [("search", "a b&c".to_string())];
         assert_eq!(
-            link_header("/x", &filters, p, 5).unwrap(),
+            link_header("/x", &filters, page_of(2, 0), 5).unwrap(),
             "</x?search=a+b%26c&limit=2&offset=2>; rel=\"next\""
         );
     }
 
     #[test]
     fn link_header_has_next_and_prev_only_where_they_exist() {
-        let p = Page {
-            limit: 10,
-            offset: 0,
-        };
-        assert_eq!(link_header("/x", &[], p, 5), None);
+        assert_eq!(link_header("/x", &[], page_of(10, 0), 5), None);
         assert_eq!(
-            link_header("/x", &[], p, 25).unwrap(),
+            link_header("/x", &[], page_of(10, 0), 25).unwrap(),
             "</x?limit=10&offset=10>; rel=\"next\""
         );
-        let p = Page {
-            limit: 10,
-            offset: 20,
-        };
         assert_eq!(
-            link_header("/x", &[], p, 25).unwrap(),
+            link_header("/x", &[], page_of(10, 20), 25).unwrap(),
             "</x?limit=10&offset=10>; rel=\"prev\""
         );
     }

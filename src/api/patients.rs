@@ -1,26 +1,31 @@
-//! `/api/patients/`: the caller's patient records.
+//! `/api/patients/`: the caller's patient records and their history.
 
 use chrono::{DateTime, Utc};
-use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use sea_orm::DatabaseConnection;
+use serde_json::json;
 
-use super::body::{Fields, FromJson, JsonBody};
+use super::audited::*;
+use super::body::{JsonBody, input};
 use super::doctors::Doctor;
-use super::{ApiTags, JsonOut, etag, if_match_version, link_header, ordering, page};
-use crate::auth::BearerAuth;
-use crate::domain::{AGE_MAX, Gender, PATIENT_NAME_MAX, PatientChanges, PatientFields};
-use crate::entity::patient;
+use super::idempotency::{self, Begin};
+use super::params::{HeaderArg, Path, QueryArg};
+use super::schema::Text;
+use super::security::Auth;
+use super::{ApiTags, IfMatch, JsonOut, etag, link_header, ordering, page, required_version};
+use crate::domain::audit::Resource;
+use crate::domain::{Age, Gender, IdempotencyKey, Limit, NameSearch, Offset, PatientName, Scope};
+use crate::entity::{patient, record_version};
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
-use crate::store::patients::{self, ChangeError, PatientFilter};
-use crate::store::{self, mappings};
+use crate::store::idempotency::Outcome;
+use crate::store::patients::{self, ChangeError, PatientChanges, PatientFields, PatientFilter};
+use crate::store::{history, mappings};
 
 const KIND: &str = "patient";
 const READ_ONLY: &[&str] = &["id", "created_by", "created_at", "updated_at"];
-const GENDERS: [&str; 4] = ["Male", "Female", "Other", "Unknown"];
 
 /// A patient record.
 #[derive(Object, Debug, Clone, serde::Serialize)]
@@ -29,13 +34,10 @@ pub struct Patient {
     /// Server-assigned id.
     #[oai(read_only)]
     pub id: i64,
-    /// Full name, 1 to 200 characters.
-    #[oai(validator(min_length = 1, max_length = 200))]
-    pub name: String,
+    /// Full name.
+    pub name: Text<{ PatientName::MAX_CHARS }>,
     /// Age in years.
-    #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
-    pub age: i32,
-    #[serde(serialize_with = "crate::domain::serialize_gender")]
+    pub age: Age,
     pub gender: Gender,
     /// Id of the user who created (and owns) this record.
     #[oai(read_only)]
@@ -53,8 +55,8 @@ impl Example for Patient {
         let at = DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap_or_default();
         Self {
             id: 1,
-            name: "Alice".into(),
-            age: 30,
+            name: Text("Alice".into()),
+            age: Age::clamped(30),
             gender: Gender::Female,
             created_by: 1,
             created_at: at,
@@ -68,8 +70,8 @@ impl From<patient::Model> for Patient {
         Self {
             id: row.id,
             gender: Gender::parse(&row.gender).unwrap_or(Gender::Unknown),
-            name: row.name,
-            age: row.age,
+            name: Text(row.name),
+            age: Age::clamped(row.age),
             created_by: row.created_by,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -77,90 +79,28 @@ impl From<patient::Model> for Patient {
     }
 }
 
-/// The fields a client sets on a patient. Read-only fields (`id`,
-/// `created_by`, `created_at`, `updated_at`) may be sent back and are ignored;
-/// any other unknown field is a 400.
-#[derive(Object, Debug, Clone)]
-#[oai(example)]
-pub struct PatientInput {
-    /// Full name, 1 to 200 characters after trimming, no control characters.
-    #[oai(validator(
-        min_length = 1,
-        pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-    ))]
-    pub name: String,
-    /// Age in years, 0 to 150.
-    #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
-    pub age: i32,
-    pub gender: Gender,
-}
-
-impl Example for PatientInput {
-    fn example() -> Self {
-        Self {
-            name: "Alice".into(),
-            age: 30,
-            gender: Gender::Female,
-        }
+input! {
+    /// The fields a client sets on a patient. Read-only fields (`id`,
+    /// `created_by`, `created_at`, `updated_at`) may be sent back and are
+    /// ignored; any other unknown field is a 400.
+    pub struct PatientInput ignoring READ_ONLY, example json!({"name": "Alice", "age": 30, "gender": "Female"}) => {
+        /// Full name (surrounding whitespace is trimmed).
+        required name: PatientName,
+        /// Age in years.
+        required age: Age,
+        required gender: Gender,
     }
 }
 
-impl FromJson for PatientInput {
-    fn from_json(f: &mut Fields) -> Option<Self> {
-        f.ignore(READ_ONLY);
-        let name = f.string("name", PATIENT_NAME_MAX);
-        let age = f.integer("age", 0, AGE_MAX);
-        let gender = f.choice("gender", Gender::parse, &GENDERS);
-        Some(Self {
-            name: name?,
-            age: i32::try_from(age?).ok()?,
-            gender: gender?,
-        })
-    }
-}
-
-/// A JSON merge patch (RFC 7396) of a patient: only the fields present change.
-#[derive(Object, Debug, Clone)]
-#[oai(example)]
-pub struct PatientPatch {
-    /// Full name, 1 to 200 characters after trimming, no control characters.
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(
-            min_length = 1,
-            pattern = r"^[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\x00-\x1F\x7F-\x9F]{0,198}[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t-\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
-        )
-    )]
-    pub name: Option<String>,
-    /// Age in years, 0 to 150.
-    #[oai(
-        skip_serializing_if_is_none,
-        validator(minimum(value = "0"), maximum(value = "150"))
-    )]
-    pub age: Option<i32>,
-    #[oai(skip_serializing_if_is_none)]
-    pub gender: Option<Gender>,
-}
-
-impl Example for PatientPatch {
-    fn example() -> Self {
-        Self {
-            name: None,
-            age: Some(31),
-            gender: None,
-        }
-    }
-}
-
-impl FromJson for PatientPatch {
-    fn from_json(f: &mut Fields) -> Option<Self> {
-        f.ignore(READ_ONLY);
-        let name = f.opt_string("name", PATIENT_NAME_MAX);
-        let age = f
-            .opt_integer("age", 0, AGE_MAX)
-            .and_then(|a| i32::try_from(a).ok());
-        let gender = f.opt_choice("gender", Gender::parse, &GENDERS);
-        Some(Self { name, age, gender })
+input! {
+    /// A JSON merge patch (RFC 7396) of a patient: only the fields present
+    /// change; `null` is refused because every field is required.
+    pub struct PatientPatch ignoring READ_ONLY, example json!({"age": 31}) => {
+        /// Full name (surrounding whitespace is trimmed).
+        optional name: PatientName,
+        /// Age in years.
+        optional age: Age,
+        optional gender: Gender,
     }
 }
 
@@ -175,9 +115,47 @@ ordering! {
     }
 }
 
+/// One version of a patient: the whole record after a change.
+#[derive(Object, Debug, Clone)]
+pub struct PatientVersion {
+    /// The version (the one in the record's `ETag` at the time).
+    pub version: i64,
+    /// `created`, `updated`, `deleted`, `restored`, or `imported` (the
+    /// record existed before versions were kept).
+    pub change: String,
+    /// When the change was committed (UTC).
+    pub at: DateTime<Utc>,
+    /// The user who made the change.
+    pub actor: Option<i64>,
+    /// The service client that made it for the user, if any.
+    pub client: Option<i64>,
+    /// The `X-Request-Id` of the request that made it.
+    pub request_id: String,
+    /// The record as it was after the change.
+    pub record: Patient,
+}
+
+impl TryFrom<record_version::Model> for PatientVersion {
+    type Error = ApiError;
+
+    fn try_from(version: record_version::Model) -> Result<Self, ApiError> {
+        let row: patient::Model = history::row(&version)?;
+        Ok(Self {
+            version: version.version,
+            change: version.change,
+            at: version.at,
+            actor: version.actor_id,
+            client: version.client_id,
+            request_id: version.request_id,
+            record: row.into(),
+        })
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum PatientCreated {
-    /// The new patient.
+    /// The new patient (or, for a replayed `Idempotency-Key`, the patient
+    /// as the first request created it).
     #[oai(status = 201)]
     Created(
         JsonOut<Patient>,
@@ -185,6 +163,10 @@ pub enum PatientCreated {
         #[oai(header = "Location")]
         String,
         #[oai(header = "ETag")] String,
+        /// `true` when this is the replay of an earlier request with the
+        /// same `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
     ),
 }
 
@@ -192,12 +174,19 @@ pub enum PatientCreated {
 pub enum PatientOk {
     /// The patient.
     #[oai(status = 200)]
-    Ok(JsonOut<Patient>, #[oai(header = "ETag")] String),
+    Ok(
+        JsonOut<Patient>,
+        #[oai(header = "ETag")] String,
+        /// `true` when this is the replay of an earlier request with the
+        /// same `Idempotency-Key`.
+        #[oai(header = "Idempotent-Replayed")]
+        Option<bool>,
+    ),
 }
 
 #[derive(ApiResponse)]
 pub enum PatientList {
-    /// One page of patients, ordered by id.
+    /// One page of patients, in the requested `ordering` (by id by default).
     #[oai(status = 200)]
     Ok(
         JsonOut<Vec<Patient>>,
@@ -212,33 +201,72 @@ pub enum PatientList {
 
 #[derive(ApiResponse)]
 pub enum DoctorList {
-    /// The doctors assigned to the patient.
+    /// The doctors assigned to the patient, by mapping id.
     #[oai(status = 200)]
     Ok(
         Json<Vec<Doctor>>,
-        #[oai(header = "X-Total-Count")] u64,
-        #[oai(header = "Link")] Option<String>,
+        /// Number of doctors assigned.
+        #[oai(header = "X-Total-Count")]
+        u64,
+        /// RFC 8288 links to the next and previous pages.
+        #[oai(header = "Link")]
+        Option<String>,
     ),
 }
 
 #[derive(ApiResponse)]
+pub enum VersionList {
+    /// One page of the patient's versions, newest first.
+    #[oai(status = 200)]
+    Ok(
+        Json<Vec<PatientVersion>>,
+        /// Number of versions.
+        #[oai(header = "X-Total-Count")]
+        u64,
+        /// RFC 8288 links to the next and previous pages.
+        #[oai(header = "Link")]
+        Option<String>,
+    ),
+}
+
+#[derive(ApiResponse)]
+pub enum VersionOk {
+    /// The version.
+    #[oai(status = 200)]
+    Ok(Json<PatientVersion>),
+}
+
+#[derive(ApiResponse)]
 pub enum Deleted {
-    /// Deleted.
+    /// Done; there is no content to return.
     #[oai(status = 204)]
     NoContent,
 }
 
 fn ok(row: patient::Model) -> PatientOk {
     let tag = etag(KIND, row.id, row.version);
-    PatientOk::Ok(JsonOut(row.into()), tag)
+    PatientOk::Ok(JsonOut(row.into()), tag, None)
 }
 
 fn change_error(err: ChangeError) -> ApiError {
     match err {
         ChangeError::NotFound => ApiError::not_found("Patient"),
         ChangeError::Stale => ApiError::precondition_failed(),
+        ChangeError::Forbidden => ApiError::forbidden("Only administrators may do this."),
+        ChangeError::NotDeleted => ApiError::conflict(
+            Default::default(),
+            "This patient is not deleted; there is nothing to restore.",
+        ),
         ChangeError::Db(e) => e.into(),
     }
+}
+
+/// The patient as an earlier request with the same `Idempotency-Key` left it.
+async fn replayed(db: &DatabaseConnection, outcome: &Outcome) -> Result<patient::Model, ApiError> {
+    let version = history::get(db, Resource::Patient, outcome.resource_id, outcome.version)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Patient"))?;
+    Ok(history::row(&version)?)
 }
 
 pub struct PatientsApi {
@@ -254,23 +282,50 @@ impl PatientsApi {
     #[oai(
         path = "/api/patients",
         method = "post",
-        operation_id = "create_patient"
+        operation_id = "create_patient",
+        transform = "audit_patient_create"
     )]
     async fn create(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::PatientsWrite")] auth: Auth,
+        #[oai(name = "Idempotency-Key")] key: HeaderArg<IdempotencyKey>,
+        req: &poem::Request,
         body: JsonBody<PatientInput>,
-    ) -> Res<PatientCreated, { AUTHED | BODY }> {
-        let input = body.0;
-        let fields = PatientFields {
-            name: input.name,
-            age: input.age,
-            gender: input.gender,
+    ) -> Res<PatientCreated, { AUTHED | BODY | CONFLICT | UNPROCESSABLE }> {
+        let caller = auth.0;
+        let JsonBody(input, digest) = body;
+        let begin =
+            idempotency::begin(&self.db, &caller, key.0, "create_patient", 0, digest).await?;
+        let (row, replay) = match begin {
+            Begin::Replay(outcome) => {
+                mark_replay(req);
+                (replayed(&self.db, &outcome).await?, Some(true))
+            }
+            Begin::Run(claim) => {
+                let fields = PatientFields {
+                    name: input.name,
+                    age: input.age,
+                    gender: input.gender,
+                };
+                let write = crate::store::Write {
+                    claim,
+                    ..caller.write(201)
+                };
+                let row = idempotency::run(&self.db, claim, async {
+                    Ok(patients::create(&self.db, write, caller.principal.user_id, fields).await?)
+                })
+                .await?;
+                (row, None)
+            }
         };
-        let row = patients::create(&self.db, auth.0.user_id, fields).await?;
         let location = format!("/api/patients/{}/", row.id);
         let tag = etag(KIND, row.id, row.version);
-        Ok(PatientCreated::Created(JsonOut(row.into()), location, tag))
+        Ok(PatientCreated::Created(
+            JsonOut(row.into()),
+            location,
+            tag,
+            replay,
+        ))
     }
 
     /// List patients
@@ -279,81 +334,74 @@ impl PatientsApi {
     /// JSON array. Filter with `search` (name, case-insensitive substring),
     /// `gender`, `min_age` and `max_age`; sort with `ordering` (default
     /// `id`); paginate with `limit` and `offset`. The total is in
-    /// `X-Total-Count` and the neighbouring pages in `Link`.
-    #[oai(path = "/api/patients", method = "get", operation_id = "list_patients")]
+    /// `X-Total-Count` and the neighbouring pages in `Link`. Administrators
+    /// list deleted patients with `deleted=true` (403 for anyone else).
+    #[oai(
+        path = "/api/patients",
+        method = "get",
+        operation_id = "list_patients",
+        transform = "audit_patient_list"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
-        auth: BearerAuth,
+        #[oai(scope = "Scope::PatientsRead")] auth: Auth,
         /// Only patients whose name contains this text (case-insensitive).
-        #[oai(validator(max_length = 200))]
-        search: Query<Option<String>>,
+        search: QueryArg<Option<NameSearch>>,
         /// Only patients of this gender.
-        gender: Query<Option<Gender>>,
+        gender: QueryArg<Gender>,
         /// Only patients at least this old.
-        #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
-        min_age: Query<Option<i32>>,
+        min_age: QueryArg<Age>,
         /// Only patients at most this old.
-        #[oai(validator(minimum(value = "0"), maximum(value = "150")))]
-        max_age: Query<Option<i32>>,
+        max_age: QueryArg<Age>,
         /// Sort field, `-` first for descending (default `id`).
-        ordering: Query<Option<PatientOrdering>>,
-        /// Page size, 1 to 1000 (default 100).
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<Option<u64>>,
-        /// Rows to skip (default 0; at most 2^53 - 1).
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
-        offset: Query<Option<u64>>,
-    ) -> Res<PatientList, { AUTHED | BAD_REQUEST }> {
-        let page = page(limit.0, offset.0)?;
-        let search = search
-            .0
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let mut filters = Vec::new();
-        if let Some(s) = &search {
-            filters.push(("search", s.clone()));
+        ordering: QueryArg<PatientOrdering>,
+        /// Deleted patients instead of live ones (administrators only).
+        deleted: QueryArg<bool>,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
+    ) -> Res<PatientList, { AUTHED | BAD_REQUEST | FORBIDDEN }> {
+        let principal = &auth.0.principal;
+        let deleted = deleted.0.unwrap_or(false);
+        if deleted && !principal.is_staff {
+            return Err(
+                ApiError::forbidden("Only administrators may list deleted patients.").into(),
+            );
         }
-        if let Some(g) = gender.0 {
-            filters.push(("gender", g.as_str().to_string()));
-        }
-        if let Some(a) = min_age.0 {
-            filters.push(("min_age", a.to_string()));
-        }
-        if let Some(a) = max_age.0 {
-            filters.push(("max_age", a.to_string()));
-        }
-        let ordering = ordering.0.unwrap_or(PatientOrdering::Id);
-        if ordering != PatientOrdering::Id {
-            filters.push(("ordering", ordering.as_str().to_string()));
-        }
+        let page = page(limit, offset);
+        let (sort, ordering) = PatientOrdering::chosen(ordering.0);
         let filter = PatientFilter {
-            search,
+            search: search.0.flatten(),
             gender: gender.0,
             min_age: min_age.0,
             max_age: max_age.0,
-            sort: ordering.sort(),
+            deleted,
+            sort,
+            ordering,
         };
-        let listed = store::patients::list(&self.db, &auth.0, &filter, page).await?;
-        let link = link_header("/api/patients/", &filters, page, listed.total);
+        let listed = patients::list(&self.db, principal, &filter, page).await?;
+        let link = link_header("/api/patients/", &filter.query_params(), page, listed.total);
         let items = listed.items.into_iter().map(Patient::from).collect();
         Ok(PatientList::Ok(JsonOut(items), listed.total, link))
     }
 
     /// Get a patient
     ///
-    /// 404 when the patient does not exist or belongs to someone else.
+    /// 404 when the patient does not exist, is deleted, or belongs to
+    /// someone else.
     #[oai(
         path = "/api/patients/:id",
         method = "get",
-        operation_id = "get_patient"
+        operation_id = "get_patient",
+        transform = "audit_patient_read"
     )]
     async fn get(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::PatientsRead")] auth: Auth,
+        /// The patient's id.
+        id: Path,
     ) -> Res<PatientOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
-        match patients::get(&self.db, &auth.0, id.0).await? {
+        match patients::get(&self.db, &auth.0.principal, id.0).await? {
             Some(row) => Ok(ok(row)),
             None => Err(ApiError::not_found("Patient").into()),
         }
@@ -368,105 +416,152 @@ impl PatientsApi {
     #[oai(
         path = "/api/patients/:id",
         method = "put",
-        operation_id = "update_patient"
+        operation_id = "update_patient",
+        transform = "audit_patient_update"
     )]
     async fn update(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::PatientsWrite")] auth: Auth,
+        /// The patient's id.
+        id: Path,
         /// The patient's `ETag`; the update is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: HeaderArg<IfMatch>,
         body: JsonBody<PatientInput>,
     ) -> Res<PatientOk, { AUTHED | BODY | NOT_FOUND | PRECONDITION_FAILED }> {
-        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
+        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
         let input = body.0;
-        let changes = PatientChanges {
-            name: Some(input.name),
-            age: Some(input.age),
-            gender: Some(input.gender),
+        let fields = PatientFields {
+            name: input.name,
+            age: input.age,
+            gender: input.gender,
         };
-        let row = patients::update(&self.db, &auth.0, id.0, changes, version)
-            .await
-            .map_err(change_error)?;
+        let caller = &auth.0;
+        let row = patients::update(
+            &self.db,
+            caller.write(200),
+            &caller.principal,
+            id.0,
+            fields.into(),
+            version,
+        )
+        .await
+        .map_err(change_error)?;
         Ok(ok(row))
     }
 
     /// Change some fields of a patient
     ///
     /// A JSON merge patch: fields that are absent stay as they are; `null`
-    /// is refused because every field is required.
+    /// is refused because every field is required. Send the `ETag` in
+    /// `If-Match` to refuse (412) if someone else changed it in between.
     #[oai(
         path = "/api/patients/:id",
         method = "patch",
-        operation_id = "patch_patient"
+        operation_id = "patch_patient",
+        transform = "audit_patient_update"
     )]
     async fn patch(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::PatientsWrite")] auth: Auth,
+        /// The patient's id.
+        id: Path,
         /// The patient's `ETag`; the change is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: HeaderArg<IfMatch>,
+        #[oai(name = "Idempotency-Key")] key: HeaderArg<IdempotencyKey>,
+        req: &poem::Request,
         body: JsonBody<PatientPatch>,
-    ) -> Res<PatientOk, { AUTHED | BODY | NOT_FOUND | PRECONDITION_FAILED }> {
-        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
-        let input = body.0;
+    ) -> Res<
+        PatientOk,
+        { AUTHED | BODY | CONFLICT | NOT_FOUND | PRECONDITION_FAILED | UNPROCESSABLE },
+    > {
+        let caller = auth.0;
+        let JsonBody(input, digest) = body;
+        let begin =
+            idempotency::begin(&self.db, &caller, key.0, "patch_patient", id.0, digest).await?;
+        let claim = match begin {
+            Begin::Replay(outcome) => {
+                mark_replay(req);
+                let row = replayed(&self.db, &outcome).await?;
+                let tag = etag(KIND, row.id, row.version);
+                return Ok(PatientOk::Ok(JsonOut(row.into()), tag, Some(true)));
+            }
+            Begin::Run(claim) => claim,
+        };
+        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
         let changes = PatientChanges {
             name: input.name,
             age: input.age,
             gender: input.gender,
         };
-        let row = patients::update(&self.db, &auth.0, id.0, changes, version)
-            .await
-            .map_err(change_error)?;
+        let write = crate::store::Write {
+            claim,
+            ..caller.write(200)
+        };
+        let row = idempotency::run(&self.db, claim, async {
+            patients::update(&self.db, write, &caller.principal, id.0, changes, version)
+                .await
+                .map_err(change_error)
+        })
+        .await?;
         Ok(ok(row))
     }
 
     /// Delete a patient
     ///
-    /// Deletes the patient and its doctor assignments.
+    /// The patient disappears from every read, list, count and mapping, but
+    /// is kept: an administrator can list it (`deleted=true`), restore it,
+    /// or erase it for good.
     #[oai(
         path = "/api/patients/:id",
         method = "delete",
-        operation_id = "delete_patient"
+        operation_id = "delete_patient",
+        transform = "audit_patient_delete"
     )]
     async fn delete(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
+        #[oai(scope = "Scope::PatientsWrite")] auth: Auth,
+        /// The patient's id.
+        id: Path,
         /// The patient's `ETag`; the delete is refused with 412 when it is no longer current.
         #[oai(name = "If-Match")]
-        if_match: Header<Option<String>>,
+        if_match: HeaderArg<IfMatch>,
     ) -> Res<Deleted, { AUTHED | BAD_REQUEST | NOT_FOUND | PRECONDITION_FAILED }> {
-        let version = if_match_version(if_match.0.as_deref(), KIND, id.0)?;
-        patients::delete(&self.db, &auth.0, id.0, version)
-            .await
-            .map_err(change_error)?;
+        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
+        let caller = &auth.0;
+        patients::delete(
+            &self.db,
+            caller.write(204),
+            &caller.principal,
+            id.0,
+            version,
+        )
+        .await
+        .map_err(change_error)?;
         Ok(Deleted::NoContent)
     }
 
     /// List a patient's doctors
     ///
-    /// The doctors assigned to one of the caller's patients.
+    /// The doctors assigned to one of the caller's patients; 404 when the
+    /// patient does not exist, is deleted, or belongs to someone else.
     #[oai(
         path = "/api/patients/:id/doctors",
         method = "get",
-        operation_id = "list_patient_doctors"
+        operation_id = "list_patient_doctors",
+        transform = "audit_patient_read"
     )]
     async fn doctors(
         &self,
-        auth: BearerAuth,
-        id: Path<i64>,
-        /// Page size, 1 to 1000 (default 100).
-        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
-        limit: Query<Option<u64>>,
-        /// Rows to skip (default 0; at most 2^53 - 1).
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
-        offset: Query<Option<u64>>,
+        #[oai(scope = "Scope::MappingsRead")] auth: Auth,
+        /// The patient's id.
+        id: Path,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
     ) -> Res<DoctorList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
-        let page = page(limit.0, offset.0)?;
-        let listed = mappings::list_for_patient(&self.db, &auth.0, id.0, page)
+        let page = page(limit, offset);
+        let listed = mappings::list_for_patient(&self.db, &auth.0.principal, id.0, page)
             .await?
             .ok_or_else(|| ApiError::not_found("Patient"))?;
         let link = link_header(
@@ -481,6 +576,141 @@ impl PatientsApi {
             .map(|(_, d)| Doctor::from(d))
             .collect();
         Ok(DoctorList::Ok(Json(items), listed.total, link))
+    }
+
+    /// Restore a deleted patient
+    ///
+    /// Administrators only (403 for anyone else; 404 for someone else's
+    /// patient). Brings the patient back as it was, with a new version, and
+    /// its doctor assignments with it. 409 when it is not deleted.
+    #[oai(
+        path = "/api/patients/:id/restore",
+        method = "post",
+        operation_id = "restore_patient",
+        transform = "audit_patient_restore"
+    )]
+    async fn restore(
+        &self,
+        #[oai(scope = "Scope::PatientsWrite")] auth: Auth,
+        /// The patient's id.
+        id: Path,
+    ) -> Res<PatientOk, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND | CONFLICT }> {
+        let caller = &auth.0;
+        let row = patients::restore(&self.db, caller.write(200), &caller.principal, id.0)
+            .await
+            .map_err(change_error)?;
+        Ok(ok(row))
+    }
+
+    /// Erase a patient for good
+    ///
+    /// A data subject's right to erasure: removes the patient, its doctor
+    /// assignments and every version of both, deleted or not. Only the
+    /// audit trail's metadata (who did what, when, to which id) remains.
+    /// Administrators only (403 for anyone else; 404 for someone else's
+    /// patient). Cannot be undone.
+    #[oai(
+        path = "/api/patients/:id/erase",
+        method = "post",
+        operation_id = "erase_patient",
+        transform = "audit_patient_erase"
+    )]
+    async fn erase(
+        &self,
+        #[oai(scope = "Scope::PatientsWrite")] auth: Auth,
+        /// The patient's id.
+        id: Path,
+    ) -> Res<Deleted, { AUTHED | BAD_REQUEST | FORBIDDEN | NOT_FOUND }> {
+        let caller = &auth.0;
+        patients::erase(&self.db, caller.write(204), &caller.principal, id.0)
+            .await
+            .map_err(change_error)?;
+        Ok(Deleted::NoContent)
+    }
+
+    /// A patient's history
+    ///
+    /// Every version of the patient, newest first: the whole record after
+    /// each change, who made it, when and in which request. For the
+    /// patient's owner (while it is not deleted) and administrators; 404
+    /// for anyone else.
+    #[oai(
+        path = "/api/patients/:id/history",
+        method = "get",
+        operation_id = "list_patient_versions",
+        transform = "audit_patient_history"
+    )]
+    async fn history(
+        &self,
+        #[oai(scope = "Scope::PatientsRead")] auth: Auth,
+        /// The patient's id.
+        id: Path,
+        limit: QueryArg<Limit>,
+        offset: QueryArg<Offset>,
+    ) -> Res<VersionList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+        self.readable(&auth, id.0).await?;
+        let page = page(limit, offset);
+        let listed = history::list(&self.db, Resource::Patient, id.0, page).await?;
+        let link = link_header(
+            &format!("/api/patients/{}/history/", id.0),
+            &[],
+            page,
+            listed.total,
+        );
+        let items = listed
+            .items
+            .into_iter()
+            .map(PatientVersion::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(VersionList::Ok(Json(items), listed.total, link))
+    }
+
+    /// One version of a patient
+    ///
+    /// The patient as it was after the change that made `version`. 404 as
+    /// for the history, or when there is no such version.
+    #[oai(
+        path = "/api/patients/:id/history/:version",
+        method = "get",
+        operation_id = "get_patient_version",
+        transform = "audit_patient_history"
+    )]
+    async fn version(
+        &self,
+        #[oai(scope = "Scope::PatientsRead")] auth: Auth,
+        /// The patient's id.
+        id: Path,
+        /// The version number.
+        version: Path,
+    ) -> Res<VersionOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+        self.readable(&auth, id.0).await?;
+        let found = history::get(&self.db, Resource::Patient, id.0, version.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Version"))?;
+        Ok(VersionOk::Ok(Json(found.try_into()?)))
+    }
+}
+
+impl PatientsApi {
+    /// Whether the caller may read the patient's history: its owner while
+    /// it is live, administrators always (deleted included).
+    async fn readable(&self, auth: &Auth, id: i64) -> Result<(), ApiError> {
+        let principal = &auth.0.principal;
+        let found = if principal.is_staff {
+            patients::get_any(&self.db, principal, id).await?
+        } else {
+            patients::get(&self.db, principal, id).await?
+        };
+        found
+            .map(|_| ())
+            .ok_or_else(|| ApiError::not_found("Patient"))
+    }
+}
+
+/// A replay discloses the record again: it is audited as a read.
+pub fn mark_replay(req: &poem::Request) {
+    if let Some(note) = req.extensions().get::<AuditNote>() {
+        note.set_action(crate::domain::audit::Action::Read);
     }
 }
 
@@ -497,8 +727,8 @@ mod tests {
         for gender in Gender::ALL {
             let patient = Patient {
                 id: 7,
-                name: "Zoë \"Quote\" O'Neil".into(),
-                age: 0,
+                name: Text("Zoë \"Quote\" O'Neil".into()),
+                age: Age::clamped(0),
                 gender,
                 created_by: 3,
                 created_at: at,

@@ -1,54 +1,162 @@
-//! Authentication: password hashing, JWTs and the Bearer security scheme.
+//! Authentication: who may log in, which tokens are good, when sessions
+//! end. [`sessions`] owns every session and token rule (register, login,
+//! refresh with rotation and reuse detection, logout, password change,
+//! deactivation); [`Authenticator`] checks access tokens on every request.
+//!
+//! This module never touches the database itself: what it needs is the
+//! [`AccountStore`] trait, which `store` implements.
 
+pub mod limits;
 pub mod password;
+pub mod sessions;
 pub mod tokens;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::Request;
-use poem_openapi::SecurityScheme;
-use poem_openapi::auth::Bearer;
-use sea_orm::DatabaseConnection;
+use chrono::{DateTime, Utc};
+use sea_orm::DbErr;
 
-use crate::error::ApiError;
-use crate::store::users;
+use crate::domain::{Email, Principal, Username};
+use crate::entity::{refresh_token, user};
 use tokens::{JwtKeys, TokenError, TokenType};
 
-/// How long a user's active/staff status is trusted before it is read
-/// again: deactivation and role changes take effect within this time on
-/// every instance, at one indexed read per user per period.
-const STATUS_TTL: Duration = Duration::from_secs(5);
-
-/// Who is making the request, from a verified access token.
-#[derive(Debug, Clone, Copy)]
-pub struct Principal {
-    pub user_id: i64,
+/// A new account, valid and with its password already hashed.
+pub struct NewAccount {
+    pub username: Username,
+    pub email: Email,
+    pub password_hash: String,
     pub is_staff: bool,
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateAccountError {
+    /// Which of `username` / `email` is taken.
+    #[error("{0:?} is taken")]
+    Taken(Vec<&'static str>),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("no such user")]
+    NotFound,
+    /// Deactivating the last active administrator would leave none.
+    #[error("last active administrator")]
+    LastAdmin,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// A refresh token to remember (only a hash of its id is stored).
+pub struct NewRefreshToken<'a> {
+    pub user_id: i64,
+    pub jti: &'a str,
+    pub family: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What sessions need from storage.
+pub trait AccountStore: Clone + Send + Sync + 'static {
+    fn user(&self, id: i64) -> impl Future<Output = Result<Option<user::Model>, DbErr>> + Send;
+
+    /// The account a username as typed names (compared by its key).
+    fn user_by_username(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<user::Model>, DbErr>> + Send;
+
+    /// Which of the unique fields are taken.
+    fn taken(
+        &self,
+        username: &Username,
+        email: &Email,
+    ) -> impl Future<Output = Result<Vec<&'static str>, DbErr>> + Send;
+
+    fn create_user(
+        &self,
+        new: NewAccount,
+    ) -> impl Future<Output = Result<user::Model, CreateAccountError>> + Send;
+
+    fn set_password(
+        &self,
+        id: i64,
+        password_hash: String,
+    ) -> impl Future<Output = Result<(), DbErr>> + Send;
+
+    /// Activates or deactivates; deactivation also refuses access tokens
+    /// issued before it and refuses to leave no active administrator.
+    fn set_active(
+        &self,
+        id: i64,
+        active: bool,
+    ) -> impl Future<Output = Result<user::Model, StatusError>> + Send;
+
+    fn record_refresh_token(
+        &self,
+        token: NewRefreshToken<'_>,
+    ) -> impl Future<Output = Result<(), DbErr>> + Send;
+
+    fn refresh_token(
+        &self,
+        jti: &str,
+    ) -> impl Future<Output = Result<Option<refresh_token::Model>, DbErr>> + Send;
+
+    /// Marks a token exchanged; false when another request already did.
+    fn mark_rotated(&self, id: i64) -> impl Future<Output = Result<bool, DbErr>> + Send;
+
+    fn revoke_family(&self, family: &str) -> impl Future<Output = Result<u64, DbErr>> + Send;
+
+    fn revoke_user_tokens(&self, user_id: i64) -> impl Future<Output = Result<u64, DbErr>> + Send;
+}
+
+/// How long a user's status is trusted before it is read again:
+/// deactivation and role changes take effect within this time on every
+/// instance, at one indexed read per user per period.
+pub const STATUS_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy)]
 struct Status {
     active: bool,
     staff: bool,
+    /// Access tokens issued (in milliseconds since the epoch) before this
+    /// are refused.
+    valid_after: Option<i64>,
+}
+
+/// Why an access token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("The access token has expired.")]
+    Expired,
+    #[error("This is not an access token.")]
+    WrongType,
+    #[error("The access token is invalid.")]
+    Invalid,
+    #[error("The user of this token is inactive or no longer exists, or the session has ended.")]
+    Inactive,
+    #[error("checking the user of a token: {0}")]
+    Db(DbErr),
 }
 
 /// Verifies access tokens and checks that their user is still active.
-/// Cheap to clone (it is added to every request's data).
+/// Cheap to clone.
 #[derive(Clone)]
-pub struct Authenticator(Arc<Inner>);
+pub struct Authenticator<S>(Arc<Inner<S>>);
 
-struct Inner {
+struct Inner<S> {
     keys: JwtKeys,
-    db: DatabaseConnection,
+    store: S,
     status: moka::future::Cache<i64, Option<Status>>,
 }
 
-impl Authenticator {
-    pub fn new(keys: JwtKeys, db: DatabaseConnection) -> Self {
+impl<S: AccountStore> Authenticator<S> {
+    pub fn new(keys: JwtKeys, store: S) -> Self {
         Self(Arc::new(Inner {
             keys,
-            db,
+            store,
             status: moka::future::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(STATUS_TTL)
@@ -61,63 +169,44 @@ impl Authenticator {
         self.0.status.invalidate(&user_id).await;
     }
 
-    pub async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self
             .0
             .keys
             .verify(token, TokenType::Access)
             .map_err(|e| match e {
-                TokenError::Expired => ApiError::invalid_token("The access token has expired."),
-                TokenError::WrongType => ApiError::invalid_token("This is not an access token."),
-                TokenError::Invalid => ApiError::invalid_token("The access token is invalid."),
+                TokenError::Expired => AuthError::Expired,
+                TokenError::WrongType => AuthError::WrongType,
+                TokenError::Invalid => AuthError::Invalid,
             })?;
-        let user_id = claims
-            .user_id()
-            .ok_or_else(|| ApiError::invalid_token("The access token is invalid."))?;
-        let db = self.0.db.clone();
+        let user_id = claims.user_id().ok_or(AuthError::Invalid)?;
+        let store = self.0.store.clone();
         let status = self
             .0
             .status
             .try_get_with(user_id, async move {
-                users::find(&db, user_id).await.map(|u| {
+                store.user(user_id).await.map(|u| {
                     u.map(|u| Status {
                         active: u.is_active,
                         staff: u.is_staff,
+                        valid_after: u.tokens_valid_after.map(|t| t.timestamp_millis()),
                     })
                 })
             })
             .await
-            .map_err(|e: Arc<sea_orm::DbErr>| {
-                ApiError::from_db("checking the user of a token", (*e).clone())
-            })?;
+            .map_err(|e: Arc<DbErr>| AuthError::Db((*e).clone()))?;
         match status {
             Some(Status {
                 active: true,
                 staff,
-            }) => Ok(Principal {
+                valid_after,
+            }) if valid_after.is_none_or(|after| claims.issued_at_ms() >= after) => Ok(Principal {
                 user_id,
                 is_staff: staff,
+                client_id: claims.client_id,
+                scopes: claims.scopes(),
             }),
-            _ => Err(ApiError::invalid_token(
-                "The user of this token is inactive or no longer exists.",
-            )),
+            _ => Err(AuthError::Inactive),
         }
     }
-}
-
-/// A JWT access token from `POST /api/auth/login/`, sent as `Authorization: Bearer <token>`.
-#[derive(SecurityScheme)]
-#[oai(ty = "bearer", bearer_format = "JWT", checker = "check_access_token")]
-pub struct BearerAuth(pub Principal);
-
-async fn check_access_token(req: &Request, bearer: Bearer) -> poem::Result<Principal> {
-    let auth = req.data::<Authenticator>().ok_or_else(|| {
-        ApiError::internal("authentication", "Authenticator missing from request data")
-    })?;
-    let principal = auth.authenticate(&bearer.token).await?;
-    tracing::Span::current().record("user_id", principal.user_id);
-    if let Some(slot) = req.data::<crate::audit::AuditContext>() {
-        slot.set(principal.user_id);
-    }
-    Ok(principal)
 }

@@ -1,5 +1,6 @@
 //! Argon2id password hashing, off the async executor and bounded in
-//! concurrency, plus the strength rules for new passwords.
+//! concurrency. (What makes a new password acceptable is
+//! `domain::NewPassword`.)
 
 use std::sync::Arc;
 
@@ -7,15 +8,11 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
-use zxcvbn::Score;
 
 /// OWASP's minimum for Argon2id: 19 MiB, 2 iterations, 1 lane.
 const MEMORY_KIB: u32 = 19_456;
 const ITERATIONS: u32 = 2;
 const LANES: u32 = 1;
-
-pub const MIN_PASSWORD_CHARS: usize = 8;
-pub const MAX_PASSWORD_CHARS: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -93,77 +90,9 @@ impl PasswordHasherPool {
     }
 }
 
-/// Why a new password is refused, as a sentence for the user.
-pub fn check_strength(password: &str, context: &[&str]) -> Result<(), String> {
-    let chars = password.chars().count();
-    if chars < MIN_PASSWORD_CHARS {
-        return Err(format!(
-            "This password is too short. It must contain at least {MIN_PASSWORD_CHARS} characters."
-        ));
-    }
-    if chars > MAX_PASSWORD_CHARS {
-        return Err(format!(
-            "This password is too long. It must contain at most {MAX_PASSWORD_CHARS} characters."
-        ));
-    }
-    let estimate = zxcvbn::zxcvbn(password, context);
-    if estimate.score() >= Score::Three {
-        return Ok(());
-    }
-    let mut message = String::from("This password is too easy to guess.");
-    if let Some(feedback) = estimate.feedback() {
-        if let Some(warning) = feedback.warning() {
-            message.push(' ');
-            message.push_str(&warning.to_string());
-        }
-        for suggestion in feedback.suggestions() {
-            message.push(' ');
-            message.push_str(&suggestion.to_string());
-        }
-    }
-    if !message.ends_with('.') {
-        message.push('.');
-    }
-    Err(message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seed_example_password_is_refused_with_a_reason() {
-        let err = check_strength("password123", &["john", "john@example.com"]).unwrap_err();
-        assert!(
-            err.starts_with("This password is too easy to guess."),
-            "{err}"
-        );
-        assert!(
-            err.len() > "This password is too easy to guess.".len(),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn password_like_the_username_is_refused() {
-        assert!(check_strength("johnsmith1985", &["johnsmith1985", "j@example.com"]).is_err());
-    }
-
-    #[test]
-    fn long_random_passphrase_is_accepted() {
-        assert!(check_strength("Velvet-Otter-Quarry-42!", &["john", "john@example.com"]).is_ok());
-    }
-
-    #[test]
-    fn length_bounds_are_enforced() {
-        assert!(
-            check_strength("Ab1!x", &[])
-                .unwrap_err()
-                .contains("too short")
-        );
-        let long = "Zq9!".repeat(33);
-        assert!(check_strength(&long, &[]).unwrap_err().contains("too long"));
-    }
 
     #[test]
     fn hashes_are_argon2id_with_owasp_parameters_and_verify() {

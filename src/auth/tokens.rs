@@ -6,6 +6,8 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::Scopes;
+
 /// Clock skew tolerated between instances when checking `exp` and `iat`.
 const LEEWAY_SECS: u64 = 10;
 
@@ -25,12 +27,44 @@ pub struct Claims {
     pub iss: String,
     pub aud: String,
     pub token_type: TokenType,
+    /// Space-separated scopes; absent on tokens of a person's own session
+    /// issued before scopes existed, which may do everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `iat` to the millisecond, so that a token issued in the same second
+    /// as a deactivation, but before it, is told apart from one after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
+    /// The service client the token was issued to, acting for `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<i64>,
 }
 
 impl Claims {
     pub fn user_id(&self) -> Option<i64> {
         self.sub.parse().ok()
     }
+
+    /// When the token was issued, in milliseconds since the epoch.
+    pub fn issued_at_ms(&self) -> i64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
+    }
+
+    /// What the token may do.
+    pub fn scopes(&self) -> Scopes {
+        match &self.scope {
+            None => Scopes::ALL,
+            Some(scope) => Scopes::parse(scope).unwrap_or(Scopes::NONE),
+        }
+    }
+}
+
+/// Who a token is for and what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub user_id: i64,
+    pub client_id: Option<i64>,
+    pub scopes: Scopes,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,27 +125,37 @@ impl JwtKeys {
         self.refresh_ttl
     }
 
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    /// Issues a token of `token_type` for `grant`, valid for `ttl` (or the
+    /// type's configured lifetime).
     pub fn issue(
         &self,
-        user_id: i64,
+        grant: Grant,
         token_type: TokenType,
+        ttl: Option<Duration>,
     ) -> Result<Issued, jsonwebtoken::errors::Error> {
         let now = Utc::now();
-        let ttl = match token_type {
+        let ttl = ttl.unwrap_or(match token_type {
             TokenType::Access => self.access_ttl,
             TokenType::Refresh => self.refresh_ttl,
-        };
+        });
         let expires_at =
             now + chrono::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let claims = Claims {
-            sub: user_id.to_string(),
+            sub: grant.user_id.to_string(),
             exp: expires_at.timestamp(),
             iat: now.timestamp(),
             jti: jti.clone(),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             token_type,
+            iat_ms: Some(now.timestamp_millis()),
+            scope: Some(grant.scopes.to_string_list()),
+            client_id: grant.client_id,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(Issued {
@@ -139,15 +183,17 @@ impl JwtKeys {
     }
 }
 
-/// SHA-256 of a token id, hex: what the database keeps instead of the token.
-pub fn fingerprint(jti: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(jti.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn grant(user_id: i64) -> Grant {
+        Grant {
+            user_id,
+            client_id: None,
+            scopes: Scopes::ALL,
+        }
+    }
 
     fn keys() -> JwtKeys {
         JwtKeys::new(
@@ -162,8 +208,8 @@ mod tests {
     #[test]
     fn access_and_refresh_tokens_are_not_interchangeable() {
         let k = keys();
-        let access = k.issue(7, TokenType::Access).unwrap().token;
-        let refresh = k.issue(7, TokenType::Refresh).unwrap().token;
+        let access = k.issue(grant(7), TokenType::Access, None).unwrap().token;
+        let refresh = k.issue(grant(7), TokenType::Refresh, None).unwrap().token;
         assert_eq!(
             k.verify(&access, TokenType::Access).unwrap().user_id(),
             Some(7)
@@ -187,7 +233,10 @@ mod tests {
             Duration::from_secs(300),
             Duration::from_secs(3600),
         );
-        let token = other.issue(1, TokenType::Access).unwrap().token;
+        let token = other
+            .issue(grant(1), TokenType::Access, None)
+            .unwrap()
+            .token;
         assert_eq!(
             keys().verify(&token, TokenType::Access).unwrap_err(),
             TokenError::Invalid

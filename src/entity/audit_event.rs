@@ -9,6 +9,8 @@ pub struct Model {
     pub at: DateTimeUtc,
     /// The authenticated user, when there was one.
     pub actor_id: Option<i64>,
+    /// The service client acting for the actor, when there was one.
+    pub client_id: Option<i64>,
     /// `create`, `read`, `list`, `update`, `delete`, `login_success`, `login_failure`, `revoke`.
     pub action: String,
     /// `patient`, `mapping` or `user`.

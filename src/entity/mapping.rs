@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "mappings")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -8,6 +8,10 @@ pub struct Model {
     pub patient_id: i64,
     pub doctor_id: i64,
     pub created_at: DateTimeUtc,
+    /// 1 when created, 2 once deleted.
+    pub version: i64,
+    /// Set when the mapping was deleted; it is kept, hidden.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

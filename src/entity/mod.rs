@@ -2,9 +2,11 @@
 
 pub mod audit_event;
 pub mod doctor;
+pub mod idempotency_key;
 pub mod mapping;
 pub mod patient;
 pub mod patient_count;
+pub mod record_version;
 pub mod refresh_token;
 pub mod server_setting;
 pub mod user;

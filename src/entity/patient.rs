@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "patients")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -15,6 +15,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Bumped on every change; the `ETag` is derived from it.
     pub version: i64,
+    /// Set when the record was deleted; it is kept, hidden, until restored or erased.
+    pub deleted_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,17 +6,19 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub username: String,
-    /// Lower-cased username; its unique index makes usernames unique case-insensitively.
+    /// The username's comparison key (NFKC, case-folded); unique.
     #[sea_orm(unique)]
     pub username_key: String,
     pub email: String,
-    /// Lower-cased email, unique like `username_key`.
+    /// The email's comparison key (case-folded, IDNA domain); unique.
     #[sea_orm(unique)]
     pub email_key: String,
     pub password_hash: String,
     pub is_staff: bool,
     pub is_active: bool,
     pub date_joined: DateTimeUtc,
+    /// Access tokens issued before this are refused (set on deactivation).
+    pub tokens_valid_after: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,7 +1,15 @@
-//! The rules and the queries: who may see and change what, uniqueness,
-//! pagination. Functions take a connection; no HTTP here.
+//! The queries and the rules that need the database: who may see and change
+//! what, uniqueness, pagination, and what every change leaves behind (a
+//! version, an audit event, the outcome of an idempotent request), written
+//! in the change's own transaction. Functions take a connection; nothing
+//! here knows about HTTP.
 
+pub mod accounts;
+pub mod audit;
 pub mod doctors;
+pub mod history;
+pub mod idempotency;
+pub mod limits;
 pub mod mappings;
 pub mod patients;
 pub mod refresh_tokens;
@@ -12,29 +20,13 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
+    DbErr, SqlErr, Statement,
 };
 
-use crate::auth::Principal;
-
-pub const DEFAULT_LIMIT: u64 = 100;
-pub const MAX_LIMIT: u64 = 1000;
-
-/// A window onto a list, `limit` already clamped to `1..=MAX_LIMIT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    pub limit: u64,
-    pub offset: u64,
-}
-
-impl Default for Page {
-    fn default() -> Self {
-        Self {
-            limit: DEFAULT_LIMIT,
-            offset: 0,
-        }
-    }
-}
+use crate::domain::Actor;
+pub use crate::domain::Page;
+use crate::domain::audit::{Change, Event, Resource};
 
 /// A list's sort: one allow-listed column, ascending or descending, with
 /// `id` breaking ties so that pages never overlap or skip rows.
@@ -96,11 +88,6 @@ pub struct Listed<T> {
     pub total: u64,
 }
 
-/// Whose rows a caller may see: administrators see everyone's.
-pub fn owner_filter(principal: &Principal) -> Option<i64> {
-    (!principal.is_staff).then_some(principal.user_id)
-}
-
 /// Every query is a prepared statement of a fixed shape whose best plan does
 /// not depend on the values (keyed by owner or id, backed by an index for
 /// each filter and ordering; see [`contains_ci`] for searches). PostgreSQL
@@ -149,22 +136,40 @@ pub async fn connect(
     Ok(db)
 }
 
-/// Applies pending migrations. On PostgreSQL an advisory lock makes
+/// Applies pending migrations, in one transaction (so on one connection: a
+/// pooled SQLite connection with an older snapshot could otherwise miss the
+/// schema changes of the one before). On PostgreSQL an advisory lock makes
 /// instances that start together run them one at a time (so exactly once).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Migrator::up(db, None).await;
-    }
     const LOCK_KEY: i64 = 0x6865_616c_7468; // "health"
-    let txn = sea_orm::TransactionTrait::begin(db).await?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock($1)",
-        [LOCK_KEY.into()],
-    ))
-    .await?;
+    let txn = begin_write(db).await?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [LOCK_KEY.into()],
+        ))
+        .await?;
+    }
     Migrator::up(&txn, None).await?;
     txn.commit().await
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock at
+/// once (`BEGIN IMMEDIATE`): a transaction that reads first and writes later
+/// could otherwise find another writer committed in between and fail
+/// instead of waiting its turn.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    if db.get_database_backend() == DbBackend::Sqlite {
+        db.begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        })
+        .await
+    } else {
+        db.begin().await
+    }
 }
 
 pub fn is_postgres(db: &DatabaseConnection) -> bool {
@@ -176,4 +181,105 @@ pub fn is_postgres(db: &DatabaseConnection) -> bool {
 pub fn now() -> chrono::DateTime<chrono::Utc> {
     use chrono::SubsecRound;
     chrono::Utc::now().trunc_subsecs(6)
+}
+
+/// Whether the error is a uniqueness violation (decided by the driver's
+/// error class, not by the message text).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
+pub fn is_foreign_key_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}
+
+/// Connection-level failures: the pool timed out or the server went away.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+        | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            sea_orm::sqlx::Error::Io(_)
+                | sea_orm::sqlx::Error::PoolTimedOut
+                | sea_orm::sqlx::Error::PoolClosed
+                | sea_orm::sqlx::Error::WorkerCrashed
+        ),
+        _ => false,
+    }
+}
+
+/// What a change writes besides itself, in its own transaction: who made
+/// it (for the version and the audit event), the status the request will be
+/// answered with (for the audit event), and the idempotency claim it
+/// completes, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    pub actor: &'a Actor,
+    pub status: u16,
+    pub claim: Option<i64>,
+}
+
+impl Write<'_> {
+    /// Records one change of one record: its new version, the audit event
+    /// and the idempotency claim's outcome. Every write of a patient, doctor
+    /// or mapping goes through here.
+    async fn record<T: serde::Serialize>(
+        &self,
+        txn: &DatabaseTransaction,
+        change: Change,
+        version: history::NewVersion<'_, T>,
+    ) -> Result<(), DbErr> {
+        let at = now();
+        history::insert(txn, self.actor, change, &version, at).await?;
+        audit::insert(
+            txn,
+            &[Event {
+                at,
+                actor: self.actor.clone(),
+                action: change.action(),
+                resource: version.resource,
+                resource_id: Some(version.id),
+                status: self.status,
+            }],
+        )
+        .await?;
+        if let Some(claim) = self.claim {
+            idempotency::complete(
+                txn,
+                claim,
+                self.status,
+                version.resource,
+                version.id,
+                version.version,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// An audit event for a change that leaves no version (erasure).
+    async fn audit_only(
+        &self,
+        txn: &DatabaseTransaction,
+        action: crate::domain::audit::Action,
+        resource: Resource,
+        id: i64,
+    ) -> Result<(), DbErr> {
+        audit::insert(
+            txn,
+            &[Event {
+                at: now(),
+                actor: self.actor.clone(),
+                action,
+                resource,
+                resource_id: Some(id),
+                status: self.status,
+            }],
+        )
+        .await
+    }
 }

@@ -7,8 +7,13 @@ use sea_orm::{
     QueryFilter,
 };
 
-use crate::auth::tokens::fingerprint;
 use crate::entity::refresh_token;
+
+/// SHA-256 of a token id, hex: what the database keeps instead of the token.
+pub fn fingerprint(jti: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(jti.as_bytes()))
+}
 
 pub async fn record(
     db: &DatabaseConnection,

@@ -186,8 +186,8 @@ struct Lifecycle {
     expected: Vec<Seen>,
 }
 
-/// As a new user: log in, create a patient, read it, change it, delete it,
-/// then try to log in with a wrong password.
+/// As a new user: register, log in, create a patient, read it, change it,
+/// delete it, then try to log in with a wrong password.
 async fn patient_lifecycle(client: &Client) -> Lifecycle {
     let username = unique("audited");
     let reg = client
@@ -206,7 +206,10 @@ async fn patient_lifecycle(client: &Client) -> Lifecycle {
         .await;
     assert_eq!(login.status, 200, "{}", login.text);
     let access = login.json()["access"].as_str().expect("access").to_string();
-    let mut expected = vec![expect(&login, a, "login_success", "user", None)];
+    let mut expected = vec![
+        expect(&reg, a, "register", "user", Some(a)),
+        expect(&login, a, "login_success", "user", None),
+    ];
 
     let created = client
         .send(
@@ -325,7 +328,7 @@ async fn reading_changing_deleting_a_patient_and_a_wrong_login_are_in_the_trail(
 #[tokio::test]
 async fn every_event_is_in_the_table_after_a_clean_shutdown_right_after_the_requests() {
     let database = Database::new();
-    let state = healthcare::startup::AppState::connect(test_config(&database.url))
+    let state = healthcare::app::AppState::connect(test_config(&database.url))
         .await
         .expect("app state");
     let acceptor = TcpListener::bind("127.0.0.1:0")
@@ -337,7 +340,7 @@ async fn every_event_is_in_the_table_after_a_clean_shutdown_right_after_the_requ
         .expect("socket address")
         .port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(healthcare::startup::run_until(state, acceptor, async {
+    let server = tokio::spawn(healthcare::app::run_until(state, acceptor, async {
         let _ = stopped.await;
     }));
     let client = Client {
@@ -454,10 +457,11 @@ async fn the_trail_filters_by_resource_and_time_and_paginates() {
     let admin = admin_token(&app).await;
     let actor = format!("actor={}", user.id);
 
-    // Everything by the user: a login, two creates, three reads, a list.
+    // Everything by the user: the registration, a login, two creates,
+    // three reads, a list.
     let (all, reply) = trail(&app, &admin, &actor).await;
-    assert_eq!(all.len(), 7, "{all:?}");
-    assert_eq!(total(&reply), 7);
+    assert_eq!(all.len(), 8, "{all:?}");
+    assert_eq!(total(&reply), 8);
     let actions: Vec<&str> = all.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
@@ -468,7 +472,8 @@ async fn the_trail_filters_by_resource_and_time_and_paginates() {
             "read",
             "create",
             "create",
-            "login_success"
+            "login_success",
+            "register"
         ]
     );
 
@@ -492,8 +497,9 @@ async fn the_trail_filters_by_resource_and_time_and_paginates() {
         [("read", Some(p1)), ("read", Some(p1)), ("create", Some(p1))]
     );
     let users = seen(&app, &admin, &format!("{actor}&resource_type=user")).await;
-    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users.len(), 2, "{users:?}");
     assert_eq!(users[0].action, "login_success");
+    assert_eq!(users[1].action, "register");
     let (mappings, reply) = trail(&app, &admin, &format!("{actor}&resource_type=mapping")).await;
     assert!(mappings.is_empty(), "{mappings:?}");
     assert_eq!(total(&reply), 0);
@@ -530,9 +536,9 @@ async fn the_trail_filters_by_resource_and_time_and_paginates() {
     let mut paged = Vec::new();
     for offset in (0..8).step_by(2) {
         let (page, reply) = trail(&app, &admin, &format!("{actor}&limit=2&offset={offset}")).await;
-        assert_eq!(total(&reply), 7);
+        assert_eq!(total(&reply), 8);
         let link = reply.header("link").unwrap_or_default().to_string();
-        if offset + 2 < 7 {
+        if offset + 2 < 8 {
             assert_eq!(page.len(), 2);
             assert!(link.contains(r#"rel="next""#), "offset {offset}: {link:?}");
         } else {
@@ -544,7 +550,30 @@ async fn the_trail_filters_by_resource_and_time_and_paginates() {
         paged.extend(page);
     }
     assert_eq!(paged, all);
-    for bad in ["limit=0", "limit=1001", "offset=-1", "actor=abc"] {
+    // The next page keeps every filter.
+    let (_, reply) = trail(
+        &app,
+        &admin,
+        &format!("{actor}&resource_type=patient&limit=1"),
+    )
+    .await;
+    assert_eq!(
+        reply.header("link"),
+        Some(
+            format!(
+                "</api/audit/?actor={}&resource_type=patient&limit=1&offset=1>; rel=\"next\"",
+                user.id
+            )
+            .as_str()
+        )
+    );
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "offset=-1",
+        "actor=abc",
+        "resource_type=%00",
+    ] {
         app.get(&format!("{AUDIT}?{bad}"), &admin)
             .await
             .problem(400);
@@ -566,7 +595,8 @@ async fn no_route_changes_or_deletes_the_trail() {
     );
     let admin = admin_token(&app).await;
     let (events, _) = trail(&app, &admin, &format!("actor={}", user.id)).await;
-    assert_eq!(events.len(), 3, "{events:?}");
+    // register, login, create, read
+    assert_eq!(events.len(), 4, "{events:?}");
     let event_id = events[0]["id"].as_i64().expect("id");
     let rows_of_user = || async {
         audit_event::Entity::find()
@@ -577,7 +607,7 @@ async fn no_route_changes_or_deletes_the_trail() {
             .expect("query audit_events")
     };
     let before = rows_of_user().await;
-    assert_eq!(before.len(), 3);
+    assert_eq!(before.len(), 4);
     let first_before = audit_event::Entity::find_by_id(1)
         .one(&app.db)
         .await
@@ -650,7 +680,10 @@ async fn mapping_create_list_and_delete_are_recorded() {
         .delete(&format!("/api/mappings/{mid}/"), &user.access)
         .await;
     assert_eq!(deleted.status, 204, "{}", deleted.text);
-    assert!(app.mapping_rows(pid).await.is_empty());
+    assert!(
+        app.mapping_rows(pid).await.is_empty(),
+        "hidden from every read"
+    );
 
     let admin = admin_token(&app).await;
     let mapping_events = seen(
@@ -680,17 +713,18 @@ async fn mapping_create_list_and_delete_are_recorded() {
         expect(&of_patient, user.id, "read", "patient", Some(pid))
     );
     assert_eq!(patient_events[1].action, "create");
-    // The doctor directory is not patient data.
+    // Reading the doctor directory is not reading patient data (changing it
+    // is recorded, as every change is).
     assert!(
         seen(&app, &admin, &format!("actor={}", user.id))
             .await
             .iter()
-            .all(|e| e.resource_type != "doctor")
+            .all(|e| e.resource_type != "doctor" || e.action == "create")
     );
 }
 
 #[tokio::test]
-async fn logout_and_password_change_are_recorded_as_revocations() {
+async fn logout_and_password_change_are_recorded_each_as_its_own_action() {
     let app = spawn_app().await;
     let user = app.user().await;
 
@@ -717,16 +751,17 @@ async fn logout_and_password_change_are_recorded_as_revocations() {
         &format!("actor={}&resource_type=user", user.id),
     )
     .await;
-    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got.len(), 5, "{got:?}");
     assert_eq!(
         got[..3],
         [
-            expect(&change, user.id, "revoke", "user", None),
+            expect(&change, user.id, "password_change", "user", None),
             expect(&login, user.id, "login_success", "user", None),
-            expect(&logout, user.id, "revoke", "user", None),
+            expect(&logout, user.id, "logout", "user", None),
         ]
     );
     assert_eq!(got[3].action, "login_success");
+    assert_eq!(got[4].action, "register");
 }
 
 #[tokio::test]
@@ -761,12 +796,13 @@ async fn an_administrators_revocations_are_recorded_with_the_target() {
         ),
     )
     .await;
-    let with_target = |reply: &Reply| {
-        let mut event = expect(reply, admin.id, "revoke", "user", None);
-        event.resource_id = Some(target.id);
-        event
-    };
-    assert_eq!(got, vec![with_target(&deactivate), with_target(&revoke)]);
+    assert_eq!(
+        got,
+        vec![
+            expect(&deactivate, admin.id, "deactivate", "user", Some(target.id)),
+            expect(&revoke, admin.id, "revoke_tokens", "user", Some(target.id)),
+        ]
+    );
 }
 
 #[tokio::test]

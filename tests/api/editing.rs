@@ -480,7 +480,7 @@ async fn patient_if_match_current_succeeds_and_stale_is_412_with_nothing_changed
 }
 
 #[tokio::test]
-async fn patient_if_match_star_matches_and_garbage_never_does() {
+async fn patient_if_match_star_matches_foreign_tags_fail_and_malformed_ones_are_refused() {
     let app = spawn_app().await;
     let user = app.user().await;
     let (id, path, _) = new_patient(&app, &user.access).await;
@@ -502,19 +502,22 @@ async fn patient_if_match_star_matches_and_garbage_never_does() {
     let current = etag_of(&app.get(&path, &user.access).await);
     let unquoted = current.trim_matches('"').to_string();
     let before = app.patient_row(id).await.expect("row");
-    for garbage in [
-        "garbage",
-        "\"garbage\"",
-        "\"\"",
-        "W/",
-        unquoted.as_str(),
+    // Malformed headers are refused (400, never taken as absent);
+    // well-formed tags that are not this patient's current one fail (412).
+    let cases = [
+        ("garbage", 400),
+        ("W/", 400),
+        (unquoted.as_str(), 400),
+        ("\"garbage\"", 412),
+        ("\"\"", 412),
         // Another patient's current tag is not this one's.
-        other_tag.as_str(),
-        "\"patient-0-v1\"",
-        "\"doctor-1-v1\"",
-    ] {
+        (other_tag.as_str(), 412),
+        ("\"patient-0-v1\"", 412),
+        ("\"doctor-1-v1\"", 412),
+    ];
+    for (garbage, status) in cases {
         let reply = patch_if(&app, &path, &user.access, garbage, json!({"age": 1})).await;
-        reply.problem(412);
+        reply.problem(status);
         let reply = put_if(
             &app,
             &path,
@@ -523,9 +526,9 @@ async fn patient_if_match_star_matches_and_garbage_never_does() {
             json!({"name": "G", "age": 1, "gender": "Male"}),
         )
         .await;
-        reply.problem(412);
+        reply.problem(status);
         let reply = delete_if(&app, &path, &user.access, garbage).await;
-        reply.problem(412);
+        reply.problem(status);
         assert_eq!(
             app.patient_row(id).await.as_ref(),
             Some(&before),
@@ -536,7 +539,7 @@ async fn patient_if_match_star_matches_and_garbage_never_does() {
     // DELETE with `*` succeeds.
     let reply = delete_if(&app, &path, &user.access, "*").await;
     assert_eq!(reply.status, 204, "{}", reply.text);
-    assert_eq!(app.patient_row(id).await, None);
+    assert!(app.patient_deleted(id).await, "kept, hidden");
 }
 
 #[tokio::test]
@@ -566,7 +569,7 @@ async fn patient_delete_with_a_stale_tag_is_412_and_with_the_current_one_204() {
     let reply = delete_if(&app, &path, &user.access, &current).await;
     assert_eq!(reply.status, 204, "{}", reply.text);
     assert!(reply.text.is_empty());
-    assert_eq!(app.patient_row(id).await, None);
+    assert!(app.patient_deleted(id).await, "kept, hidden");
     assert!(app.mapping_rows(id).await.is_empty());
     app.get(&path, &user.access).await.problem(404);
     // Gone: its old tag now finds nothing.
@@ -775,7 +778,11 @@ async fn doctor_etags_and_if_match() {
     delete_if(&app, &path, &user.access, &created_tag)
         .await
         .problem(412);
-    for garbage in ["garbage", "\"garbage\"", "\"patient-1-v1\""] {
+    for (garbage, status) in [
+        ("garbage", 400),
+        ("\"garbage\"", 412),
+        ("\"patient-1-v1\"", 412),
+    ] {
         patch_if(
             &app,
             &path,
@@ -784,10 +791,10 @@ async fn doctor_etags_and_if_match() {
             json!({"specialization": "Garbage"}),
         )
         .await
-        .problem(412);
+        .problem(status);
         delete_if(&app, &path, &user.access, garbage)
             .await
-            .problem(412);
+            .problem(status);
     }
     assert_eq!(app.doctor_row(id).await.as_ref(), Some(&before));
 
@@ -852,7 +859,7 @@ async fn doctor_etags_and_if_match() {
     assert!(app.doctor_row(id).await.is_some());
     let reply = delete_if(&app, &path, &user.access, &current_after_admin).await;
     assert_eq!(reply.status, 204, "{}", reply.text);
-    assert_eq!(app.doctor_row(id).await, None);
+    assert!(app.doctor_deleted(id).await, "kept, hidden");
     app.get(&path, &user.access).await.problem(404);
     delete_if(&app, &path, &user.access, &current_after_admin)
         .await

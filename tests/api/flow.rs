@@ -155,14 +155,14 @@ async fn the_original_flow_works_with_trailing_slashes() {
             .status,
         204
     );
-    assert!(app.doctor_row(did).await.is_none());
+    assert!(app.doctor_deleted(did).await, "kept, hidden");
     assert_eq!(
         app.delete(&format!("/api/patients/{pid}/"), &access)
             .await
             .status,
         204
     );
-    assert!(app.patient_row(pid).await.is_none());
+    assert!(app.patient_deleted(pid).await, "kept, hidden");
 }
 
 #[tokio::test]

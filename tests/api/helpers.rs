@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use healthcare::app::{AppState, build_app};
 use healthcare::config::Config;
-use healthcare::startup::{AppState, build_app};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, StatusCode};
 use sea_orm::DatabaseConnection;
@@ -332,21 +332,52 @@ impl TestApp {
             .expect("query doctor")
     }
 
-    /// Mappings of one patient, straight from the database.
-    pub async fn mapping_rows(&self, patient_id: i64) -> Vec<healthcare::entity::mapping::Model> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-        healthcare::entity::mapping::Entity::find()
-            .filter(healthcare::entity::mapping::Column::PatientId.eq(patient_id))
-            .all(&self.db)
+    /// Whether the patient's row is kept but deleted (hidden).
+    pub async fn patient_deleted(&self, id: i64) -> bool {
+        self.patient_row(id)
             .await
-            .expect("query mappings")
+            .is_some_and(|row| row.deleted_at.is_some())
     }
 
-    /// Patients owned by a user, straight from the database.
+    /// Whether the doctor's row is kept but deleted (hidden).
+    pub async fn doctor_deleted(&self, id: i64) -> bool {
+        self.doctor_row(id)
+            .await
+            .is_some_and(|row| row.deleted_at.is_some())
+    }
+
+    /// The mappings of one patient that are visible (neither it, its
+    /// patient nor its doctor deleted), straight from the database.
+    pub async fn mapping_rows(&self, patient_id: i64) -> Vec<healthcare::entity::mapping::Model> {
+        use healthcare::entity::{doctor, mapping, patient};
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let live_patient = patient::Entity::find_by_id(patient_id)
+            .one(&self.db)
+            .await
+            .expect("query patient")
+            .is_some_and(|p| p.deleted_at.is_none());
+        if !live_patient {
+            return Vec::new();
+        }
+        let rows = mapping::Entity::find()
+            .filter(mapping::Column::PatientId.eq(patient_id))
+            .filter(mapping::Column::DeletedAt.is_null())
+            .find_also_related(doctor::Entity)
+            .all(&self.db)
+            .await
+            .expect("query mappings");
+        rows.into_iter()
+            .filter(|(_, d)| d.as_ref().is_some_and(|d| d.deleted_at.is_none()))
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    /// The live patients owned by a user, straight from the database.
     pub async fn patient_rows_of(&self, user_id: i64) -> Vec<healthcare::entity::patient::Model> {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         healthcare::entity::patient::Entity::find()
             .filter(healthcare::entity::patient::Column::CreatedBy.eq(user_id))
+            .filter(healthcare::entity::patient::Column::DeletedAt.is_null())
             .all(&self.db)
             .await
             .expect("query patients")

@@ -675,7 +675,7 @@ pub(crate) async fn patient_total(app: &TestApp, token: &str, query: &str) -> u6
 pub(crate) async fn miscounted_owners(app: &TestApp) -> i64 {
     use sea_orm::{ConnectionTrait, Statement};
     let backend = app.db.get_database_backend();
-    let sql = "SELECT count(*) AS n FROM (SELECT created_by, count(*) AS rows_n FROM patients GROUP BY created_by) AS p
+    let sql = "SELECT count(*) AS n FROM (SELECT created_by, count(*) AS rows_n FROM patients WHERE deleted_at IS NULL GROUP BY created_by) AS p
                FULL JOIN (SELECT owner_id, sum(n) AS kept FROM patient_counts GROUP BY owner_id) AS c
                  ON c.owner_id = p.created_by
                WHERE coalesce(c.kept, 0) <> coalesce(p.rows_n, 0)";

@@ -364,7 +364,7 @@ async fn an_administrator_reads_changes_and_deletes_every_users_patients() {
 
     let delete = app.delete(&path, &admin.access).await;
     assert_eq!(delete.status, 204, "{}", delete.text);
-    assert!(app.patient_row(pid).await.is_none());
+    assert!(app.patient_deleted(pid).await, "kept, hidden");
 }
 
 #[tokio::test]
@@ -397,7 +397,7 @@ async fn an_administrator_changes_and_deletes_every_users_doctors() {
 
     let delete = app.delete(&path, &admin.access).await;
     assert_eq!(delete.status, 204, "{}", delete.text);
-    assert!(app.doctor_row(did).await.is_none());
+    assert!(app.doctor_deleted(did).await, "kept, hidden");
 }
 
 #[tokio::test]
@@ -435,7 +435,7 @@ async fn an_administrator_sees_and_manages_every_users_mappings() {
 }
 
 #[tokio::test]
-async fn deleting_a_patient_deletes_its_mappings_and_nothing_else() {
+async fn deleting_a_patient_hides_its_mappings_and_nothing_else() {
     let app = spawn_app().await;
     let user = app.user().await;
     let pid = id_of(&app.create_patient(&user.access, &unique("Leaving ")).await);
@@ -452,7 +452,7 @@ async fn deleting_a_patient_deletes_its_mappings_and_nothing_else() {
     assert_eq!(delete.status, 204, "{}", delete.text);
     assert!(delete.text.is_empty());
 
-    assert!(app.patient_row(pid).await.is_none());
+    assert!(app.patient_deleted(pid).await, "kept, hidden");
     assert!(
         app.mapping_rows(pid).await.is_empty(),
         "the patient's mappings must go with it"
@@ -466,7 +466,7 @@ async fn deleting_a_patient_deletes_its_mappings_and_nothing_else() {
 }
 
 #[tokio::test]
-async fn deleting_a_doctor_deletes_its_mappings_and_nothing_else() {
+async fn deleting_a_doctor_hides_its_mappings_and_nothing_else() {
     let app = spawn_app().await;
     let user = app.user().await;
     let pid = id_of(&app.create_patient(&user.access, &unique("Patient ")).await);
@@ -480,7 +480,7 @@ async fn deleting_a_doctor_deletes_its_mappings_and_nothing_else() {
         .await;
     assert_eq!(delete.status, 204, "{}", delete.text);
 
-    assert!(app.doctor_row(leaving).await.is_none());
+    assert!(app.doctor_deleted(leaving).await, "kept, hidden");
     assert!(app.patient_row(pid).await.is_some());
     let rows = app.mapping_rows(pid).await;
     assert_eq!(

@@ -101,7 +101,6 @@ async fn refresh(app: &TestApp, token: &str) -> Reply {
 
 /// The audit event written for the request that got `request_id`.
 async fn audit_row(app: &TestApp, request_id: &str) -> audit_event::Model {
-    app.state.audit.flush().await;
     audit_event::Entity::find()
         .filter(audit_event::Column::RequestId.eq(request_id))
         .one(&app.db)

@@ -2,8 +2,8 @@
 //! and rotation (contract §2).
 
 use chrono::Utc;
-use healthcare::auth::tokens::fingerprint;
 use healthcare::entity::{refresh_token, server_setting, user};
+use healthcare::store::refresh_tokens::fingerprint;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use sea_orm::sea_query::Expr;
@@ -466,7 +466,7 @@ async fn the_generated_secret_is_strong_and_kept_in_the_database() {
     )
     .expect("issued with the stored secret");
     // A second app on the same database picks up the same secret.
-    let again = healthcare::startup::AppState::with_db(
+    let again = healthcare::app::AppState::with_db(
         crate::helpers::test_config(&app.state.config.database_url),
         app.db.clone(),
     )
@@ -474,7 +474,8 @@ async fn the_generated_secret_is_strong_and_kept_in_the_database() {
     .expect("second state");
     assert_eq!(
         again
-            .keys
+            .sessions
+            .keys()
             .verify(&user.access, healthcare::auth::tokens::TokenType::Access)
             .expect("accepted by a second instance")
             .user_id(),

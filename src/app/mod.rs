@@ -1,4 +1,9 @@
-//! Building the application: state, routes, middleware, and serving it.
+//! The application: state, the one route table, the middleware in order,
+//! and serving it.
+
+pub mod observe;
+pub mod problems;
+pub mod spec;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,34 +11,35 @@ use std::time::Duration;
 use poem::listener::{Listener, TcpListener};
 use poem::middleware::{CatchPanic, Cors, NormalizePath, TrailingSlash};
 use poem::{Endpoint, EndpointExt, Route, Server};
-use poem_openapi::OpenApiService;
+use poem_openapi::{OpenApi, OpenApiService};
 use sea_orm::DatabaseConnection;
 
 use crate::api::admin::AdminApi;
 use crate::api::auth::AuthApi;
-use crate::api::body::BodyLimit;
+use crate::api::context::{Sessions, Shared};
 use crate::api::doctors::DoctorsApi;
 use crate::api::mappings::MappingsApi;
 use crate::api::ops::OpsApi;
 use crate::api::patients::PatientsApi;
-use crate::audit::{AuditLog, AuditMiddleware};
-use crate::auth::Authenticator;
+use crate::api::routes::RouteTable;
+use crate::audit::AuditLog;
+use crate::auth::limits::{Limits, MemoryLimits};
 use crate::auth::password::PasswordHasherPool;
+use crate::auth::sessions::Policy;
 use crate::auth::tokens::JwtKeys;
 use crate::config::Config;
-use crate::error::ProblemCatchAll;
-use crate::ratelimit::RateLimits;
+use crate::domain::account::Strength;
 use crate::store;
-use crate::telemetry::RequestLog;
+use crate::store::accounts::Accounts;
+use crate::store::limits::LimitBackend;
+use observe::Observe;
+use problems::ProblemCatchAll;
 
-/// Everything a request handler may need, cheap to clone.
+/// Everything the operations need, cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
-    pub keys: JwtKeys,
-    pub auth: Authenticator,
-    pub hasher: PasswordHasherPool,
-    pub limits: Arc<RateLimits>,
+    pub sessions: Arc<Sessions>,
     pub audit: AuditLog,
     pub config: Arc<Config>,
 }
@@ -49,6 +55,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Config(String),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -83,12 +91,9 @@ impl AppState {
         );
         let hasher = PasswordHasherPool::new(config.hash_concurrency())?;
         Ok(Self {
-            auth: Authenticator::new(keys.clone(), db.clone()),
+            sessions: Arc::new(sessions(&config, db.clone(), keys, hasher)?),
             audit: AuditLog::start(db.clone()),
-            limits: Arc::new(limits(&config)),
             db,
-            keys,
-            hasher,
             config: Arc::new(config),
         })
     }
@@ -103,24 +108,39 @@ impl AppState {
             config.refresh_ttl(),
         );
         let db = DatabaseConnection::default();
+        let hasher = PasswordHasherPool::new(1)?;
         Ok(Self {
-            auth: Authenticator::new(keys.clone(), db.clone()),
+            sessions: Arc::new(sessions(&config, db.clone(), keys, hasher)?),
             audit: AuditLog::disabled(),
-            limits: Arc::new(limits(&config)),
             db,
-            keys,
-            hasher: PasswordHasherPool::new(1)?,
             config: Arc::new(config),
         })
     }
 }
 
-fn limits(config: &Config) -> RateLimits {
-    RateLimits::new(
+fn sessions(
+    config: &Config,
+    db: DatabaseConnection,
+    keys: JwtKeys,
+    hasher: PasswordHasherPool,
+) -> Result<Sessions, StartError> {
+    let limits = Limits::new(
+        LimitBackend::Memory(MemoryLimits::default()),
         config.auth_rate_per_minute,
         config.login_attempts_per_hour,
-        config.trusted_proxies.clone(),
-    )
+    );
+    let password_strength = Strength::new(config.password_min_strength)
+        .ok_or_else(|| StartError::Config("PASSWORD_MIN_STRENGTH must be 0 to 4".into()))?;
+    Ok(Sessions::new(
+        Accounts(db),
+        keys,
+        hasher,
+        Arc::new(limits),
+        Policy {
+            rotate_refresh_tokens: config.rotate_refresh_tokens,
+            password_strength,
+        },
+    ))
 }
 
 pub type Apis = (
@@ -136,26 +156,31 @@ const DESCRIPTION: &str = "\
 Patients, doctors and their assignments, for clinic staff.
 
 Log in with `POST /api/auth/login/` and send the access token as \
-`Authorization: Bearer <token>` (in Swagger UI: **Authorize**). Every path \
-works with and without a trailing slash. Every error is an RFC 9457 problem \
+`Authorization: Bearer <token>` (in Swagger UI: **Authorize**, with a \
+username and password, or a service client's id and secret, through the \
+OAuth 2.0 token endpoint `POST /api/auth/token`). Every path works with and \
+without a trailing slash. Every error is an RFC 9457 problem \
 (`application/problem+json`) with `errors` keyed by field for invalid input. \
-Lists are plain JSON arrays paginated with `limit`/`offset`, with \
-`X-Total-Count` and RFC 8288 `Link` headers. Single resources carry an `ETag`; \
-send it in `If-Match` on PUT, PATCH and DELETE to avoid overwriting someone \
-else's change (412).";
+JSON request bodies are strict: unknown fields (other than the record's \
+read-only ones) and repeated keys are refused. Lists are plain JSON arrays \
+paginated with `limit`/`offset`, with `X-Total-Count` and RFC 8288 `Link` \
+headers. Single resources carry an `ETag`; send it in `If-Match` on PUT, \
+PATCH and DELETE to avoid overwriting someone else's change (412). POST and \
+PATCH accept an `Idempotency-Key` so that a retry never repeats a change.";
 
 pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
     let db = state.db.clone();
     OpenApiService::new(
         (
             AuthApi {
-                state: state.clone(),
+                sessions: state.sessions.clone(),
             },
             PatientsApi { db: db.clone() },
             DoctorsApi { db: db.clone() },
             MappingsApi { db: db.clone() },
             AdminApi {
-                state: state.clone(),
+                db: db.clone(),
+                sessions: state.sessions.clone(),
             },
             OpsApi { db },
         ),
@@ -166,78 +191,17 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
     .license(poem_openapi::LicenseObject::new("MIT"))
 }
 
-/// The methods each path template of the spec allows, for `Allow` on 405.
-pub struct AllowedMethods {
-    routes: Vec<PathTemplate>,
-}
-
-struct PathTemplate {
-    /// `/api/patients/{id}`
-    template: String,
-    segments: Vec<String>,
-    /// `GET, HEAD, PUT, PATCH, DELETE`
-    allow: String,
-}
-
-impl AllowedMethods {
-    pub fn from_spec(spec_json: &str) -> Self {
-        let spec: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
-        let mut routes = Vec::new();
-        if let Some(paths) = spec.get("paths").and_then(|p| p.as_object()) {
-            for (path, ops) in paths {
-                let segments: Vec<String> = path
-                    .trim_matches('/')
-                    .split('/')
-                    .map(str::to_string)
-                    .collect();
-                let mut methods: Vec<String> = ops
-                    .as_object()
-                    .map(|o| o.keys().map(|m| m.to_ascii_uppercase()).collect())
-                    .unwrap_or_default();
-                if methods.iter().any(|m| m == "GET") {
-                    methods.push("HEAD".into());
-                }
-                routes.push(PathTemplate {
-                    template: format!("/{}", segments.join("/")),
-                    segments,
-                    allow: methods.join(", "),
-                });
-            }
-        }
-        Self { routes }
-    }
-
-    fn find(&self, path: &str) -> Option<&PathTemplate> {
-        let path = path.trim_matches('/');
-        self.routes.iter().find(|route| {
-            let mut parts = path.split('/');
-            route.segments.iter().all(|t| {
-                parts
-                    .next()
-                    .is_some_and(|p| (t.starts_with('{') && t.ends_with('}')) || t == p)
-            }) && parts.next().is_none()
-        })
-    }
-
-    pub fn allow_header(&self, path: &str) -> Option<&str> {
-        self.find(path).map(|route| route.allow.as_str())
-    }
-
-    /// The spec's path template for a request path (`/api/patients/{id}`),
-    /// so that metrics have one series per route, not per id.
-    pub fn route_template(&self, path: &str) -> Option<&str> {
-        self.find(path).map(|route| route.template.as_str())
-    }
+/// The route table of every operation the API serves.
+pub fn route_table() -> RouteTable {
+    RouteTable::new(Apis::meta())
 }
 
 /// The whole application: API, docs, spec, with every middleware.
 pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
     crate::metrics::init();
     let api = api_service(state);
-    let routes = Arc::new(AllowedMethods::from_spec(&api.spec()));
-    let docs = api.swagger_ui();
-    let spec_json = api.spec_endpoint();
-    let spec_yaml = api.spec_endpoint_yaml();
+    let routes = Arc::new(route_table());
+    let spec = spec::Spec::of(&api);
     let cors = (!state.config.cors_allowed_origins.is_empty()).then(|| {
         state
             .config
@@ -247,6 +211,14 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
                 cors.allow_origin(origin.as_str())
             })
             .allow_credentials(false)
+            .allow_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+            .allow_headers([
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Request-Id",
+            ])
             .expose_headers([
                 "Location",
                 "ETag",
@@ -254,26 +226,31 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
                 "Link",
                 "X-Request-Id",
                 "Retry-After",
+                "Idempotent-Replayed",
+                "WWW-Authenticate",
             ])
     });
+    let shared = Shared {
+        authenticator: state.sessions.authenticator().clone(),
+        routes: routes.clone(),
+        audit: state.audit.clone(),
+        body_limit: usize::try_from(state.config.max_body_bytes).unwrap_or(65_536),
+    };
     Route::new()
-        .nest("/docs", docs)
-        .at("/openapi.json", spec_json)
-        .at("/openapi.yaml", spec_yaml)
+        .nest("/docs", spec.swagger_ui())
+        .at("/openapi.json", spec.json_endpoint())
+        .at("/openapi.yaml", spec.yaml_endpoint())
         .nest("/", api)
-        .data(state.auth.clone())
-        .data(BodyLimit(
-            usize::try_from(state.config.max_body_bytes).unwrap_or(65_536),
-        ))
+        .data(shared)
         .with(CatchPanic::new())
-        .with(AuditMiddleware {
-            log: state.audit.clone(),
-            limits: state.limits.clone(),
-        })
         .with_if(cors.is_some(), cors.unwrap_or_default())
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemCatchAll::new(routes.clone()))
-        .with(RequestLog { routes })
+        .with(Observe::new(
+            routes,
+            state.config.trusted_proxies.clone(),
+            spec.docs_csp(),
+        ))
 }
 
 /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within
@@ -289,8 +266,8 @@ pub async fn serve(state: AppState) -> Result<(), StartError> {
 }
 
 /// Serves on `acceptor` until `shutdown` resolves; then stops accepting,
-/// gives in-flight requests the grace period, flushes the audit trail and
-/// closes the pool. Tests drive shutdown through `shutdown`.
+/// gives in-flight requests the grace period and closes the pool. Tests
+/// drive shutdown through `shutdown`.
 pub async fn run_until<A>(
     state: AppState,
     acceptor: A,
@@ -304,8 +281,7 @@ where
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(grace))
         .await?;
-    tracing::info!("stopped accepting; flushing the audit trail and closing the database pool");
-    state.audit.close().await;
+    tracing::info!("stopped accepting; closing the database pool");
     state.db.close().await?;
     Ok(())
 }
