@@ -4,15 +4,15 @@
 //! A test binary of its own: it installs the process-wide tracing
 //! subscriber, which the `api` binary must not have.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use healthcare::app::{AppState, build_app};
-use healthcare::config::Config;
+use common::spawn_app;
 use healthcare::entity::server_setting;
-use poem::listener::{Acceptor, Listener, TcpListener};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 use tracing_subscriber::filter::LevelFilter;
@@ -76,117 +76,6 @@ fn capture_logs() -> (Captured, Captured) {
         .try_init()
         .expect("no other global subscriber in this binary");
     (text, json)
-}
-
-// ---------------------------- the minimal harness (as tests/api/helpers.rs)
-
-struct TestApp {
-    address: String,
-    client: reqwest::Client,
-    state: AppState,
-    sqlite_file: Option<PathBuf>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(path) = &self.sqlite_file {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
-}
-
-struct Reply {
-    status: StatusCode,
-    text: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    fn str(&self, field: &str) -> String {
-        self.json()[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("no `{field}`: {}", self.text))
-            .to_string()
-    }
-}
-
-async fn spawn_app() -> TestApp {
-    let (url, sqlite_file) = match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => (url, None),
-        _ => {
-            let path = std::env::temp_dir().join(format!(
-                "healthcare-logs-{}.sqlite3",
-                uuid::Uuid::new_v4().simple()
-            ));
-            (format!("sqlite://{}?mode=rwc", path.display()), Some(path))
-        }
-    };
-    let mut config = Config::for_database(&url);
-    config.jwt_secret = None;
-    config.db_max_connections = 5;
-    config.password_hash_concurrency = 2;
-    let state = AppState::connect(config).await.expect("app state");
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
-        .await
-        .expect("bind");
-    let port = acceptor.local_addr()[0]
-        .as_socket_addr()
-        .expect("socket address")
-        .port();
-    let app = build_app(&state);
-    tokio::spawn(async move {
-        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-    });
-    TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::new(),
-        state,
-        sqlite_file,
-    }
-}
-
-impl TestApp {
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.address));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.expect("request");
-        Reply {
-            status: resp.status(),
-            text: resp.text().await.expect("body"),
-        }
-    }
-
-    async fn expect(
-        &self,
-        status: u16,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let reply = self.send(method.clone(), path, token, body).await;
-        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text);
-        reply
-    }
 }
 
 // ------------------------------------------------------------------- test

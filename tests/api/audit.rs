@@ -47,12 +47,8 @@ impl Client {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.expect("request");
-        Reply {
-            status: resp.status(),
-            headers: resp.headers().clone(),
-            text: resp.text().await.expect("body"),
-        }
+        let started = std::time::Instant::now();
+        Reply::read(req.send().await.expect("request"), started).await
     }
 }
 
@@ -174,10 +170,6 @@ async fn admin_token(app: &TestApp) -> String {
     app.make_admin(&app.user().await).await.access
 }
 
-fn id_of(reply: &Reply) -> i64 {
-    assert!(reply.status.is_success(), "{}", reply.text);
-    reply.json()["id"].as_i64().expect("id")
-}
 
 /// What the patient-lifecycle requests did, and the events they must have
 /// left, newest first.
@@ -199,7 +191,7 @@ async fn patient_lifecycle(client: &Client) -> Lifecycle {
         )
         .await;
     assert_eq!(reg.status, 201, "{}", reg.text);
-    let a = id_of(&reg);
+    let a = reg.id();
     let login_body = json!({"username": username, "password": PASSWORD});
     let login = client
         .send(Method::POST, "/api/auth/login/", None, Some(login_body))
@@ -220,7 +212,7 @@ async fn patient_lifecycle(client: &Client) -> Lifecycle {
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
-    let pid = id_of(&created);
+    let pid = created.id();
     expected.push(expect(&created, a, "create", "patient", Some(pid)));
 
     let path = format!("/api/patients/{pid}/");
@@ -669,7 +661,7 @@ async fn mapping_create_list_and_delete_are_recorded() {
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.text);
-    let mid = id_of(&created);
+    let mid = created.id();
     let listed = app.get("/api/mappings/", &user.access).await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     let of_patient = app

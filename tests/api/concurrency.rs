@@ -6,15 +6,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
-use crate::helpers::{Reply, TestApp, spawn_app, unique};
+use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 
 const RACERS: usize = 16;
 
-fn id_of(value: &Value) -> i64 {
-    value["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {value}"))
-}
 
 /// Sends `RACERS` requests at once (released together by a barrier) and
 /// returns every reply. `body_for(i)` gives the i-th request's JSON body.
@@ -45,12 +40,8 @@ async fn race(
                 req = req.json(&body);
             }
             barrier.wait().await;
-            let resp = req.send().await.expect("request");
-            Reply {
-                status: resp.status(),
-                headers: resp.headers().clone(),
-                text: resp.text().await.expect("body"),
-            }
+            let started = std::time::Instant::now();
+            Reply::read(req.send().await.expect("request"), started).await
         }));
     }
     let mut replies = Vec::with_capacity(RACERS);

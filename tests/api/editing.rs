@@ -6,13 +6,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, spawn_app, unique};
+use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 
-fn id_of(value: &Value) -> i64 {
-    value["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {value}"))
-}
 
 #[track_caller]
 fn etag_of(reply: &Reply) -> String {

@@ -10,15 +10,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, spawn_app, unique};
+use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 
 const GENDERS: [&str; 4] = ["Male", "Female", "Other", "Unknown"];
 
-fn id_of(value: &Value) -> i64 {
-    value["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {value}"))
-}
 
 fn ids(body: &Value) -> Vec<i64> {
     body.as_array()

@@ -1,5 +1,7 @@
 //! One integration-test binary: the real app on a real database.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 mod audit;

@@ -6,16 +6,11 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, spawn_app, unique};
+use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 
 /// An id no test ever reaches, even on a shared PostgreSQL database.
 const MISSING: i64 = i64::MAX;
 
-fn id_of(value: &Value) -> i64 {
-    value["id"]
-        .as_i64()
-        .unwrap_or_else(|| panic!("no id: {value}"))
-}
 
 /// Every item of a list endpoint, following `limit`/`offset` to the end
 /// (a shared PostgreSQL database may hold more than one page).

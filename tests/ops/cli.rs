@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{BIN, PASSWORD, Server, TestDb, unique};
+use crate::support::{BIN, PASSWORD, Server, TestDatabase, unique};
 
 fn healthcare(
     database_url: &str,
@@ -39,7 +39,7 @@ fn healthcare(
 
 #[tokio::test]
 async fn createsuperuser_makes_an_administrator_who_can_read_the_audit_trail() {
-    let db = TestDb::new();
+    let db = TestDatabase::new();
     let migrated = healthcare(&db.url, &["migrate"], &[], None);
     assert!(
         migrated.status.success(),
@@ -82,7 +82,7 @@ async fn createsuperuser_makes_an_administrator_who_can_read_the_audit_trail() {
 
 #[tokio::test]
 async fn createsuperuser_refuses_a_guessable_password_and_a_taken_username() {
-    let db = TestDb::new();
+    let db = TestDatabase::new();
     let username = unique("admin");
     let email = format!("{username}@example.com");
     let args = [

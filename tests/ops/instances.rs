@@ -5,13 +5,12 @@ use std::collections::BTreeMap;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::support::{FreshPg, Server, connect, pg_url, skip};
+use crate::support::{FreshPg, Server, connect, require_pg};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs TEST_DATABASE_URL"]
 async fn two_instances_started_together_migrate_once_and_accept_each_others_tokens() {
-    let Some(pg) = pg_url() else {
-        return skip("the two-instance test");
-    };
+    let pg = require_pg();
     // Declared first, dropped last: after both processes are killed.
     let db = FreshPg::create(&pg).await;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{PASSWORD, Server, TestDb};
+use crate::support::{PASSWORD, Server, TestDatabase};
 
 /// The first value under `key` anywhere in `value` (fields may sit at the
 /// top level or inside `span` / `spans` / `fields`).
@@ -21,7 +21,7 @@ fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_are_echoed_and_json_logs_carry_them_with_method_route_status_and_latency() {
-    let db = TestDb::new();
+    let db = TestDatabase::new();
     let mut server = Server::start(&db.url, &[("LOG_FORMAT", "json")]).await;
     let user = server.user().await;
 
@@ -151,7 +151,7 @@ async fn request_ids_are_echoed_and_json_logs_carry_them_with_method_route_statu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_logs_written_to_a_file_are_plain_lines_with_the_request_id() {
-    let db = TestDb::new();
+    let db = TestDatabase::new();
     let mut server = Server::start(&db.url, &[]).await;
     let user = server.user().await;
     let reply = server

@@ -6,6 +6,8 @@
 //! database) run when `TEST_DATABASE_URL` is set, as `.ci/run` does, and
 //! skip with a note otherwise.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod support;
 
 mod cli;

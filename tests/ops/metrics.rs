@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::support::{Server, TestDb};
+use crate::support::{Server, TestDatabase};
 
 /// One sample of the exposition: name, labels, value.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ async fn scrape(server: &Server) -> Vec<Sample> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_the_request_just_made_under_its_route_with_latency_and_pool_gauges() {
-    let db = TestDb::new();
+    let db = TestDatabase::new();
     let mut server = Server::start(&db.url, &[("DB_MAX_CONNECTIONS", "3")]).await;
     let user = server.user().await;
     let list = [

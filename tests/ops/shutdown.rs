@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Server, TestDb, connect, unique};
+use crate::support::{Server, TestDatabase, connect, unique};
 
 /// A POST /api/patients/ on a raw connection, sent up to the middle of its
 /// body. `Expect: 100-continue` makes the server say when the handler has
@@ -102,7 +102,7 @@ async fn wait_until_refused(port: u16, within: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_slow_request_lets_it_complete_and_exits_zero() {
-    let db = TestDb::new();
+    let db = TestDatabase::new();
     let mut server = Server::start(&db.url, &[("SHUTDOWN_GRACE", "20")]).await;
     let user = server.user().await;
     let request_id = unique("graceful-");
@@ -150,7 +150,7 @@ async fn sigterm_during_a_slow_request_lets_it_complete_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_does_not_wait_for_a_stalled_request_beyond_the_grace_period() {
-    let db = TestDb::new();
+    let db = TestDatabase::new();
     let mut server = Server::start(&db.url, &[("SHUTDOWN_GRACE", "1")]).await;
     let user = server.user().await;
     let (mut stream, _rest) = half_sent_create(&server, &user.access, &unique("stalled-")).await;

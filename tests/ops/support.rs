@@ -2,220 +2,25 @@
 //! file and database, an HTTP client for them, and PostgreSQL databases
 //! created for one test and dropped after it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use reqwest::header::HeaderMap;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
 
-pub const PASSWORD: &str = "Velvet-Otter-Quarry-42";
+pub use crate::common::*;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_healthcare");
 
 /// How long a server may take to come up (migrations on a fresh database).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The PostgreSQL database of this run, when there is one.
-pub fn pg_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-}
-
-/// Prints why a test does nothing on SQLite-only runs.
-pub fn skip(test: &str) {
-    eprintln!("note: {test} needs PostgreSQL; skipped because TEST_DATABASE_URL is unset");
-}
-
-/// A unique name, so tests sharing a database never collide.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-/// `url` with another database name.
-pub fn with_database(url: &str, name: &str) -> String {
-    let mut url = reqwest::Url::parse(url).expect("database URL");
-    url.set_path(&format!("/{name}"));
-    url.to_string()
-}
-
-/// `url` pointing at another host and port (a proxy).
-pub fn with_address(url: &str, addr: SocketAddr) -> String {
-    let mut url = reqwest::Url::parse(url).expect("database URL");
-    url.set_host(Some(&addr.ip().to_string())).expect("host");
-    url.set_port(Some(addr.port())).expect("port");
-    url.to_string()
-}
-
-/// `host:port` of a PostgreSQL URL.
-pub fn address_of(url: &str) -> String {
-    let url = reqwest::Url::parse(url).expect("database URL");
-    format!(
-        "{}:{}",
-        url.host_str().expect("database host"),
-        url.port().unwrap_or(5432)
-    )
-}
-
-/// A direct connection, for checking what is really stored.
-pub async fn connect(url: &str) -> DatabaseConnection {
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .max_connections(2)
-        .connect_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
-    Database::connect(options).await.expect("direct connection")
-}
-
-/// The database a server uses: the run's PostgreSQL one, or a fresh SQLite
-/// file (removed on drop).
-pub struct TestDb {
-    pub url: String,
-    sqlite: Option<PathBuf>,
-}
-
-impl TestDb {
-    pub fn new() -> Self {
-        match pg_url() {
-            Some(url) => Self { url, sqlite: None },
-            None => {
-                let path = std::env::temp_dir().join(format!("{}.sqlite3", unique("hc-ops-")));
-                Self {
-                    url: format!("sqlite://{}?mode=rwc", path.display()),
-                    sqlite: Some(path),
-                }
-            }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(path) = &self.sqlite {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-        }
-    }
-}
-
-/// A PostgreSQL database created for one test, dropped on drop (also when
-/// the test fails).
-pub struct FreshPg {
-    pub url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl FreshPg {
-    pub async fn create(base_url: &str) -> Self {
-        let name = unique("hc_ops_");
-        let admin_url = with_database(base_url, "postgres");
-        let admin = connect(&admin_url).await;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create database");
-        let _ = admin.close().await;
-        Self {
-            url: with_database(base_url, &name),
-            admin_url,
-            name,
-        }
-    }
-}
-
-impl Drop for FreshPg {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        // Drop cannot await; a thread with its own runtime can.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let admin = connect(&admin_url).await;
-                let result = admin.execute_unprepared(&sql).await;
-                let _ = admin.close().await;
-                result
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(_))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
-}
-
-/// A response, read whole, and how long it took.
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub text: String,
-    pub elapsed: Duration,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts an RFC 9457 problem with `status` and returns its body.
-    #[track_caller]
-    pub fn problem(&self, status: u16) -> Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json"),
-            "not a problem document: {}",
-            self.text
-        );
-        let body = self.json();
-        assert_eq!(body["status"], status, "{body}");
-        for field in ["type", "title", "detail"] {
-            assert!(
-                body[field].as_str().is_some_and(|t| !t.is_empty()),
-                "problem without `{field}`: {body}"
-            );
-        }
-        body
-    }
-
-    /// Asserts the 503 problem of an outage: `Retry-After` in seconds.
-    #[track_caller]
-    pub fn unavailable(&self) {
-        self.problem(503);
-        let retry = self.header("retry-after").unwrap_or_else(|| {
-            panic!("503 without Retry-After: {:?}", self.headers);
-        });
-        assert!(
-            retry.parse::<u64>().is_ok_and(|s| s >= 1),
-            "Retry-After is not a number of seconds: {retry}"
-        );
-    }
 }
 
 /// A registered, logged-in user.
@@ -268,15 +73,7 @@ impl Api {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{path}: no response: {e}"));
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.expect("body");
-        Reply {
-            status,
-            headers,
-            text,
-            elapsed: started.elapsed(),
-        }
+        Reply::read(resp, started).await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
