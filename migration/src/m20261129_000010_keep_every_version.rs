@@ -146,29 +146,47 @@ const IMPORT_SQLITE: &[&str] = &[
     "INSERT INTO record_versions (resource, resource_id, version, change, owner_id, data, request_id, at)
      SELECT 'patient', id, version, 'imported', created_by,
             json_object('id', id, 'name', name, 'name_key', name_key, 'age', age, 'gender', gender,
-                        'created_by', created_by, 'created_at', created_at, 'updated_at', updated_at,
-                        'version', version, 'deleted_at', deleted_at),
+                        'created_by', created_by, 'created_at', {TS:created_at}, 'updated_at', {TS:updated_at},
+                        'version', version, 'deleted_at', {TS:deleted_at}),
             'migration', strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')
      FROM patients",
     "INSERT INTO record_versions (resource, resource_id, version, change, owner_id, data, request_id, at)
      SELECT 'doctor', id, version, 'imported', created_by,
             json_object('id', id, 'name', name, 'name_key', name_key, 'specialization', specialization,
                         'specialization_key', specialization_key, 'created_by', created_by,
-                        'created_at', created_at, 'updated_at', updated_at, 'version', version,
-                        'deleted_at', deleted_at),
+                        'created_at', {TS:created_at}, 'updated_at', {TS:updated_at}, 'version', version,
+                        'deleted_at', {TS:deleted_at}),
             'migration', strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')
      FROM doctors",
     "INSERT INTO record_versions (resource, resource_id, version, change, owner_id, data, request_id, at)
      SELECT 'mapping', m.id, m.version, 'imported', p.created_by,
             json_object('id', m.id, 'patient_id', m.patient_id, 'doctor_id', m.doctor_id,
-                        'created_at', m.created_at, 'version', m.version, 'deleted_at', m.deleted_at,
+                        'created_at', {TS:m.created_at}, 'version', m.version, 'deleted_at', {TS:m.deleted_at},
                         'doctor_detail', json_object('id', d.id, 'name', d.name, 'name_key', d.name_key,
                             'specialization', d.specialization, 'specialization_key', d.specialization_key,
-                            'created_by', d.created_by, 'created_at', d.created_at, 'updated_at', d.updated_at,
-                            'version', d.version, 'deleted_at', d.deleted_at)),
+                            'created_by', d.created_by, 'created_at', {TS:d.created_at}, 'updated_at', {TS:d.updated_at},
+                            'version', d.version, 'deleted_at', {TS:d.deleted_at})),
             'migration', strftime('%Y-%m-%d %H:%M:%f+00:00', 'now')
      FROM mappings m JOIN patients p ON p.id = m.patient_id JOIN doctors d ON d.id = m.doctor_id",
 ];
+
+/// SQLite keeps timestamps as text; rows written by hand (`CURRENT_TIMESTAMP`)
+/// may lack the offset the row's JSON needs: they are UTC.
+fn with_offset(sql: &str) -> String {
+    let mut out = String::new();
+    let mut rest = sql;
+    while let Some(start) = rest.find("{TS:") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').unwrap_or(rest.len() - start);
+        let col = &rest[start + 4..end];
+        out.push_str(&format!(
+            "CASE WHEN {col} GLOB '*[+-][0-9][0-9]:[0-9][0-9]' OR {col} GLOB '*Z' THEN {col} ELSE {col} || '+00:00' END"
+        ));
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    out.push_str(rest);
+    out
+}
 
 fn username_key(raw: &str) -> String {
     let nfkc: String = raw.trim().nfkc().collect();
@@ -291,11 +309,11 @@ impl MigrationTrait for Migration {
             (SQLITE, IMPORT_SQLITE)
         };
         for statement in COMMON.iter().chain(triggers).chain(import) {
-            db.execute_unprepared(
+            db.execute_unprepared(&with_offset(
                 &statement
                     .replace("{ID}", id)
                     .replace("{SHARDS}", &SHARDS.to_string()),
-            )
+            ))
             .await?;
         }
         // Deleted patients no longer count; none are deleted yet, so the

@@ -5,11 +5,14 @@ mod common;
 mod helpers;
 
 mod audit;
+mod audit_coverage;
 mod auth;
 mod bad_input;
 mod concurrency;
 mod editing;
 mod flow;
+mod history;
+mod idempotency;
 mod lists;
 mod ownership;
 mod security;

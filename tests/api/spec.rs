@@ -53,3 +53,105 @@ fn every_operation_has_a_tag_summary_description_and_operation_id() {
     }
     assert!(seen.contains("create_patient") && seen.contains("assign_doctor"));
 }
+
+fn live_spec() -> serde_json::Value {
+    let config = Config::for_database("sqlite::memory:");
+    let json = healthcare::cli::openapi(config, false).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Every JSON request body the server reads strictly (all of them: unknown
+/// fields are a 400) says so.
+#[test]
+fn every_json_request_body_declares_additional_properties_false() {
+    let spec = live_spec();
+    let mut bodies = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(schema) = op.pointer("/requestBody/content/application~1json/schema") else {
+                continue;
+            };
+            let name = schema["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                .unwrap_or_else(|| panic!("{method} {path}: body schema is not a named component"));
+            let component = &spec["components"]["schemas"][name];
+            assert_eq!(
+                component["additionalProperties"],
+                serde_json::Value::Bool(false),
+                "{method} {path}: {name} does not declare additionalProperties: false"
+            );
+            bodies += 1;
+        }
+    }
+    assert!(bodies >= 10, "only {bodies} JSON request bodies found");
+}
+
+/// The bounds in the spec are the domain's constants: change one and both
+/// the runtime check and the spec change.
+#[test]
+fn the_spec_bounds_are_the_domain_constants() {
+    use healthcare::domain::{Age, DoctorName, Limit, PatientName, Specialization};
+    let spec = live_spec();
+    let schemas = &spec["components"]["schemas"];
+    let max_length =
+        |schema: &str, field: &str| schemas[schema]["properties"][field]["maxLength"].as_u64();
+    let pattern = |schema: &str, field: &str| {
+        schemas[schema]["properties"][field]["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{schema}.{field}: no pattern"))
+            .to_string()
+    };
+    let interior = |max: usize| format!("{{0,{}}}", max - 2);
+    assert_eq!(
+        max_length("Patient", "name"),
+        Some(PatientName::MAX_CHARS as u64)
+    );
+    assert_eq!(
+        max_length("Doctor", "name"),
+        Some(DoctorName::MAX_CHARS as u64)
+    );
+    assert_eq!(
+        max_length("Doctor", "specialization"),
+        Some(Specialization::MAX_CHARS as u64)
+    );
+    for schema in ["PatientInput", "PatientPatch"] {
+        assert!(pattern(schema, "name").contains(&interior(PatientName::MAX_CHARS)));
+    }
+    for schema in ["DoctorInput", "DoctorPatch"] {
+        assert!(pattern(schema, "name").contains(&interior(DoctorName::MAX_CHARS)));
+        assert!(pattern(schema, "specialization").contains(&interior(Specialization::MAX_CHARS)));
+    }
+    let age = &schemas["PatientInput"]["properties"]["age"];
+    assert_eq!(age["minimum"].as_f64(), Some(f64::from(Age::MIN)));
+    assert_eq!(age["maximum"].as_f64(), Some(f64::from(Age::MAX)));
+    let limit = spec["paths"]["/api/patients"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("a limit parameter")
+        .clone();
+    assert_eq!(limit["schema"]["maximum"].as_f64(), Some(Limit::MAX as f64));
+    assert_eq!(
+        limit["schema"]["default"].as_u64(),
+        Some(Limit::DEFAULT.get())
+    );
+}
+
+#[test]
+fn tags_are_listed_in_the_order_a_new_user_meets_them() {
+    let spec = live_spec();
+    let tags: Vec<&str> = spec["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    let position = |name: &str| tags.iter().position(|t| *t == name).unwrap();
+    assert!(position("Auth") < position("Patients"));
+    assert!(position("Patients") < position("Doctors"));
+    assert!(position("Doctors") < position("Mappings"));
+    assert!(position("Mappings") < position("Admin"));
+    assert!(position("Admin") < position("Operations"));
+}

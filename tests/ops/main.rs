@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod cli;
+mod durability;
 mod instances;
 mod logs;
 mod metrics;

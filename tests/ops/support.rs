@@ -76,6 +76,39 @@ impl Api {
         Reply::read(resp, started).await
     }
 
+    /// Like [`call`](Self::call), but `None` when no answer came (the
+    /// server died or refused the connection).
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Option<Reply> {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let started = Instant::now();
+        let resp = req.send().await.ok()?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.ok()?;
+        Some(Reply {
+            status,
+            headers,
+            text,
+            elapsed: started.elapsed(),
+        })
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.call(Method::GET, path, token, None, &[]).await
     }
@@ -221,6 +254,14 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the process at once (SIGKILL): no shutdown of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        if let Ok(status) = self.child.wait() {
+            self.exited = Some(status);
+        }
     }
 
     /// Sends SIGTERM, as a process manager does.
