@@ -1,5 +1,5 @@
-//! No password, token, secret or patient field reaches the logs (contract
-//! §8), even with every target at TRACE, in text and in JSON.
+//! No password, token, secret or patient field reaches the logs (docs/contract.md,
+//! "Operations"), even with every target at TRACE, in text and in JSON.
 //!
 //! A test binary of its own: it installs the process-wide tracing
 //! subscriber, which the `api` binary must not have.

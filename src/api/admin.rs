@@ -26,17 +26,17 @@ use crate::store::{self, users};
 
 impl Choice for Resource {
     const ALL: &'static [Self] = &Resource::ALL;
+    const COMPONENT: Option<(&'static str, &'static str)> = Some((
+        "ResourceType",
+        "The kind of record an audit event is about.",
+    ));
 
     fn as_str(self) -> &'static str {
         Resource::as_str(self)
     }
 }
 
-choice_type!(
-    Resource,
-    "ResourceType",
-    "The kind of record an audit event is about."
-);
+choice_type!(Resource);
 
 /// One recorded access to patient data, one change, or one security event.
 #[derive(Object, Debug, Clone)]
@@ -46,8 +46,10 @@ pub struct AuditEvent {
     /// When it happened (UTC).
     pub at: DateTime<Utc>,
     /// The authenticated user, if any.
+    #[oai(skip_serializing_if_is_none)]
     pub actor: Option<i64>,
     /// The service client acting for the user, if any.
+    #[oai(skip_serializing_if_is_none)]
     pub client: Option<i64>,
     /// What happened: `create`, `read`, `list`, `history`, `update`,
     /// `delete`, `restore`, `erase`, `register`, `login_success`,
@@ -58,10 +60,12 @@ pub struct AuditEvent {
     /// The kind of record concerned.
     pub resource_type: String,
     /// The record concerned, when there is one.
+    #[oai(skip_serializing_if_is_none)]
     pub resource_id: Option<i64>,
     /// The HTTP status the request was answered with.
     pub status: i32,
     /// The client's IP address.
+    #[oai(skip_serializing_if_is_none)]
     pub ip: Option<String>,
     /// The request's `X-Request-Id`.
     pub request_id: String,

@@ -359,16 +359,19 @@ macro_rules! input {
             fn register(registry: &mut poem_openapi::registry::Registry) {
                 use poem_openapi::registry::{MetaSchema, MetaSchemaRef};
                 use $crate::api::schema::Input;
-                registry.create_schema::<Self, _>(stringify!($name).to_string(), |_| {
+                registry.create_schema::<Self, _>(stringify!($name).to_string(), |registry| {
                     let mut schema = MetaSchema::new("object");
                     schema.description = $crate::api::body::input!(@doc $($doc),*);
                     schema.example = Some($example);
                     $(
-                        let mut field = <$ty as Input>::schema();
-                        if let Some(doc) = $crate::api::body::input!(@doc $($fdoc),*) {
+                        <$ty as Input>::register(registry);
+                        let mut field = <$ty as Input>::schema_ref();
+                        if let (MetaSchemaRef::Inline(field), Some(doc)) =
+                            (&mut field, $crate::api::body::input!(@doc $($fdoc),*))
+                        {
                             field.description = Some(doc);
                         }
-                        schema.properties.push((stringify!($field), MetaSchemaRef::Inline(Box::new(field))));
+                        schema.properties.push((stringify!($field), field));
                         if $crate::api::body::input!(@required $kind) {
                             schema.required.push(stringify!($field));
                         }

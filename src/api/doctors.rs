@@ -9,22 +9,22 @@ use serde_json::json;
 
 use super::audited::*;
 use super::body::{JsonBody, input};
-use super::idempotency::{self, Begin};
+use super::idempotency::Once;
 use super::params::{HeaderArg, Path, QueryArg};
-use super::patients::{Deleted, mark_replay};
+use super::patients::Deleted;
 use super::schema::Text;
 use super::security::Auth;
+use super::versions::{self, Version};
 use super::{ApiTags, IfMatch, etag, link_header, ordering, page, required_version};
 use crate::domain::audit::Resource;
 use crate::domain::{
     DoctorName, IdempotencyKey, Limit, NameSearch, Offset, Scope, Specialization,
     SpecializationSearch,
 };
-use crate::entity::{doctor, record_version};
+use crate::entity::doctor;
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
 use crate::store::doctors::{self, ChangeError, DoctorChanges, DoctorFields, DoctorFilter};
-use crate::store::history;
 
 const KIND: &str = "doctor";
 const READ_ONLY: &[&str] = &["id", "created_by", "created_at", "updated_at"];
@@ -109,42 +109,6 @@ ordering! {
     }
 }
 
-/// One version of a doctor: the whole entry after a change.
-#[derive(Object, Debug, Clone)]
-pub struct DoctorVersion {
-    /// The version (the one in the entry's `ETag` at the time).
-    pub version: i64,
-    /// `created`, `updated`, `deleted`, `restored` or `imported`.
-    pub change: String,
-    /// When the change was committed (UTC).
-    pub at: DateTime<Utc>,
-    /// The user who made the change.
-    pub actor: Option<i64>,
-    /// The service client that made it for the user, if any.
-    pub client: Option<i64>,
-    /// The `X-Request-Id` of the request that made it.
-    pub request_id: String,
-    /// The entry as it was after the change.
-    pub record: Doctor,
-}
-
-impl TryFrom<record_version::Model> for DoctorVersion {
-    type Error = ApiError;
-
-    fn try_from(version: record_version::Model) -> Result<Self, ApiError> {
-        let row: doctor::Model = history::row(&version)?;
-        Ok(Self {
-            version: version.version,
-            change: version.change,
-            at: version.at,
-            actor: version.actor_id,
-            client: version.client_id,
-            request_id: version.request_id,
-            record: row.into(),
-        })
-    }
-}
-
 #[derive(ApiResponse)]
 pub enum DoctorCreated {
     /// The new doctor (or, for a replayed `Idempotency-Key`, the doctor as
@@ -197,7 +161,7 @@ pub enum VersionList {
     /// One page of the doctor's versions, newest first.
     #[oai(status = 200)]
     Ok(
-        Json<Vec<DoctorVersion>>,
+        Json<Vec<Version<Doctor>>>,
         /// Number of versions.
         #[oai(header = "X-Total-Count")]
         u64,
@@ -211,7 +175,7 @@ pub enum VersionList {
 pub enum VersionOk {
     /// The version.
     #[oai(status = 200)]
-    Ok(Json<DoctorVersion>),
+    Ok(Json<Version<Doctor>>),
 }
 
 fn ok(row: doctor::Model) -> DoctorOk {
@@ -232,16 +196,6 @@ fn change_error(err: ChangeError) -> ApiError {
         ),
         ChangeError::Db(e) => e.into(),
     }
-}
-
-async fn replayed(
-    db: &DatabaseConnection,
-    outcome: &crate::store::idempotency::Outcome,
-) -> Result<doctor::Model, ApiError> {
-    let version = history::get(db, Resource::Doctor, outcome.resource_id, outcome.version)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Doctor"))?;
-    Ok(history::row(&version)?)
 }
 
 pub struct DoctorsApi {
@@ -268,30 +222,25 @@ impl DoctorsApi {
         body: JsonBody<DoctorInput>,
     ) -> Res<DoctorCreated, { AUTHED | BODY | CONFLICT | UNPROCESSABLE }> {
         let caller = auth.0;
-        let JsonBody(input, digest) = body;
-        let begin =
-            idempotency::begin(&self.db, &caller, key.0, "create_doctor", 0, digest).await?;
-        let (row, replay) = match begin {
-            Begin::Replay(outcome) => {
-                mark_replay(req);
-                (replayed(&self.db, &outcome).await?, Some(true))
-            }
-            Begin::Run(claim) => {
-                let fields = DoctorFields {
-                    name: input.name,
-                    specialization: input.specialization,
-                };
-                let write = crate::store::Write {
-                    claim,
-                    ..caller.write(201)
-                };
-                let row = idempotency::run(&self.db, claim, async {
-                    Ok(doctors::create(&self.db, write, caller.principal.user_id, fields).await?)
-                })
-                .await?;
-                (row, None)
-            }
+        let JsonBody(input, body) = body;
+        let fields = DoctorFields {
+            name: input.name,
+            specialization: input.specialization,
         };
+        let once = Once {
+            db: &self.db,
+            caller: &caller,
+            key: key.0,
+            operation: "create_doctor",
+            target: 0,
+            body,
+            request: req,
+        };
+        let (row, replay): (doctor::Model, _) = once
+            .run(201, |write| async move {
+                Ok(doctors::create(&self.db, write, caller.principal.user_id, fields).await?)
+            })
+            .await?;
         let location = format!("/api/doctors/{}/", row.id);
         let tag = etag(KIND, row.id, row.version);
         Ok(DoctorCreated::Created(
@@ -429,34 +378,30 @@ impl DoctorsApi {
         { AUTHED | BODY | CONFLICT | FORBIDDEN | NOT_FOUND | PRECONDITION_FAILED | UNPROCESSABLE },
     > {
         let caller = auth.0;
-        let JsonBody(input, digest) = body;
-        let begin =
-            idempotency::begin(&self.db, &caller, key.0, "patch_doctor", id.0, digest).await?;
-        let claim = match begin {
-            Begin::Replay(outcome) => {
-                mark_replay(req);
-                let row = replayed(&self.db, &outcome).await?;
-                let tag = etag(KIND, row.id, row.version);
-                return Ok(DoctorOk::Ok(Json(row.into()), tag, Some(true)));
-            }
-            Begin::Run(claim) => claim,
-        };
-        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
+        let JsonBody(input, body) = body;
         let changes = DoctorChanges {
             name: input.name,
             specialization: input.specialization,
         };
-        let write = crate::store::Write {
-            claim,
-            ..caller.write(200)
+        let once = Once {
+            db: &self.db,
+            caller: &caller,
+            key: key.0,
+            operation: "patch_doctor",
+            target: id.0,
+            body,
+            request: req,
         };
-        let row = idempotency::run(&self.db, claim, async {
-            doctors::update(&self.db, write, &caller.principal, id.0, changes, version)
-                .await
-                .map_err(change_error)
-        })
-        .await?;
-        Ok(ok(row))
+        let (row, replay): (doctor::Model, _) = once
+            .run(200, |write| async move {
+                let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
+                doctors::update(&self.db, write, &caller.principal, id.0, changes, version)
+                    .await
+                    .map_err(change_error)
+            })
+            .await?;
+        let tag = etag(KIND, row.id, row.version);
+        Ok(DoctorOk::Ok(Json(row.into()), tag, replay))
     }
 
     /// Delete a doctor
@@ -539,19 +484,11 @@ impl DoctorsApi {
     ) -> Res<VersionList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         self.readable(&auth, id.0).await?;
         let page = page(limit, offset);
-        let listed = history::list(&self.db, Resource::Doctor, id.0, page).await?;
-        let link = link_header(
-            &format!("/api/doctors/{}/history/", id.0),
-            &[],
-            page,
-            listed.total,
-        );
-        let items = listed
-            .items
-            .into_iter()
-            .map(DoctorVersion::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(VersionList::Ok(Json(items), listed.total, link))
+        let path = format!("/api/doctors/{}/history/", id.0);
+        let (items, total, link) =
+            versions::page::<Doctor, doctor::Model>(&self.db, Resource::Doctor, id.0, page, &path)
+                .await?;
+        Ok(VersionList::Ok(Json(items), total, link))
     }
 
     /// One version of a doctor
@@ -573,10 +510,10 @@ impl DoctorsApi {
         version: Path,
     ) -> Res<VersionOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         self.readable(&auth, id.0).await?;
-        let found = history::get(&self.db, Resource::Doctor, id.0, version.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Version"))?;
-        Ok(VersionOk::Ok(Json(found.try_into()?)))
+        let found =
+            versions::one::<Doctor, doctor::Model>(&self.db, Resource::Doctor, id.0, version.0)
+                .await?;
+        Ok(VersionOk::Ok(Json(found)))
     }
 }
 

@@ -10,18 +10,16 @@ use serde_json::json;
 use super::audited::*;
 use super::body::{JsonBody, input};
 use super::doctors::Doctor;
-use super::idempotency::{self, Begin};
+use super::idempotency::Once;
 use super::params::{HeaderArg, Path, QueryArg};
-use super::patients::{Deleted, mark_replay};
+use super::patients::Deleted;
 use super::schema::RecordId;
 use super::security::Auth;
 use super::{ApiTags, link_header, ordering, page};
-use crate::domain::audit::Resource;
 use crate::domain::{IdempotencyKey, Limit, Offset, Scope};
 use crate::entity::mapping;
 use crate::error::status::*;
 use crate::error::{ApiError, FieldErrors, Res};
-use crate::store::history;
 use crate::store::mappings::{self, CreateError, MappingFilter, Snapshot, WithDoctor};
 
 /// A doctor assigned to a patient.
@@ -169,43 +167,34 @@ impl MappingsApi {
         body: JsonBody<MappingInput>,
     ) -> Res<MappingCreated, { AUTHED | BODY | CONFLICT | UNPROCESSABLE }> {
         let caller = auth.0;
-        let JsonBody(input, digest) = body;
-        let begin =
-            idempotency::begin(&self.db, &caller, key.0, "assign_doctor", 0, digest).await?;
-        let (row, replay): (WithDoctor, _) = match begin {
-            Begin::Replay(outcome) => {
-                mark_replay(req);
-                let version = history::get(
-                    &self.db,
-                    Resource::Mapping,
-                    outcome.resource_id,
-                    outcome.version,
-                )
-                .await?
-                .ok_or_else(|| ApiError::not_found("Mapping"))?;
-                let snapshot: Snapshot = history::row(&version)?;
-                ((snapshot.mapping, snapshot.doctor_detail), Some(true))
-            }
-            Begin::Run(claim) => {
-                let write = crate::store::Write {
-                    claim,
-                    ..caller.write(201)
-                };
-                let row = idempotency::run(&self.db, claim, async {
-                    mappings::create(
-                        &self.db,
-                        write,
-                        &caller.principal,
-                        input.patient.0,
-                        input.doctor.0,
-                    )
-                    .await
-                    .map_err(create_error)
-                })
-                .await?;
-                (row, None)
-            }
+        let JsonBody(input, body) = body;
+        let once = Once {
+            db: &self.db,
+            caller: &caller,
+            key: key.0,
+            operation: "assign_doctor",
+            target: 0,
+            body,
+            request: req,
         };
+        let (made, replay): (Snapshot, _) = once
+            .run(201, |write| async move {
+                let (mapping, doctor_detail) = mappings::create(
+                    &self.db,
+                    write,
+                    &caller.principal,
+                    input.patient.0,
+                    input.doctor.0,
+                )
+                .await
+                .map_err(create_error)?;
+                Ok(Snapshot {
+                    mapping,
+                    doctor_detail,
+                })
+            })
+            .await?;
+        let row: WithDoctor = (made.mapping, made.doctor_detail);
         let location = format!("/api/mappings/{}/", row.0.patient_id);
         Ok(MappingCreated::Created(Json(row.into()), location, replay))
     }

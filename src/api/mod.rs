@@ -17,6 +17,7 @@ pub mod patients;
 pub mod routes;
 pub mod schema;
 pub mod security;
+pub mod versions;
 
 use poem_openapi::Tags;
 use poem_openapi::payload::{Json, Payload};
@@ -160,10 +161,15 @@ fn is_etagc(c: char) -> bool {
 
 impl Input for IfMatch {
     fn schema() -> MetaSchema {
+        const TAG: &str = "(?:W/)?\"[!#-~]*\"";
         MetaSchema {
             description: Some(
                 "`*`, or entity tags as the `ETag` header gives them, comma-separated.",
             ),
+            // RFC 9110 lists may hold empty elements (and none at all).
+            pattern: Some(format!(
+                "^[ \\t]*(?:\\*|(?:{TAG})?(?:[ \\t]*,[ \\t]*(?:{TAG})?)*)[ \\t]*$"
+            )),
             ..MetaSchema::new("string")
         }
     }
@@ -181,7 +187,9 @@ impl Input for IfMatch {
             return Ok(Self::Any);
         }
         let mut tags = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        // `str::is_empty` by name: poem-openapi's `Type::is_empty` (always false
+        // for `&str`) would be picked for the `&&str` this closure gets.
+        for item in text.split(',').map(str::trim).filter(|t| !str::is_empty(t)) {
             let opaque = item.strip_prefix("W/").unwrap_or(item);
             let inner = opaque
                 .strip_prefix('"')
@@ -196,9 +204,7 @@ impl Input for IfMatch {
                 }
             }
         }
-        if tags.is_empty() {
-            return Err(Invalid::new("Send `*` or at least one entity tag."));
-        }
+        // An empty list is well-formed; no tag of it matches (412).
         Ok(Self::Tags(tags))
     }
 }
@@ -301,7 +307,39 @@ mod tests {
         assert!(IfMatch::from_text("garbage").is_err());
         assert!(IfMatch::from_text("\"patient-1-v1\", \"é\"").is_err());
         assert!(IfMatch::from_text("\"a\"b\"").is_err());
-        assert!(IfMatch::from_text(",").is_err());
+        assert!(
+            required_version(Some(&if_match(" , ")), "patient", 3).is_err(),
+            "an empty list matches nothing"
+        );
+    }
+
+    #[test]
+    fn the_if_match_pattern_accepts_what_the_parser_accepts() {
+        let pattern = IfMatch::schema().pattern.expect("a pattern");
+        let re = regex::Regex::new(&pattern).expect("a regex");
+        for sample in [
+            "*",
+            " * ",
+            "\"a\"",
+            "W/\"a\"",
+            "\"\"",
+            "\"patient-1-v2\", W/\"x\"",
+            "\"a\",\"b\"",
+            "garbage",
+            "W/",
+            "\"a\"b\"",
+            "\"a\", b",
+            "**",
+            "\"a b\"",
+            "",
+            " , \"a\",,",
+        ] {
+            assert_eq!(
+                re.is_match(sample),
+                IfMatch::from_text(sample).is_ok(),
+                "{sample:?}"
+            );
+        }
     }
 
     #[test]

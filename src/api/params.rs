@@ -38,7 +38,11 @@ impl<'a, T: Input + 'a> ApiExtractor<'a> for QueryArg<T> {
     }
 
     fn param_schema_ref() -> Option<MetaSchemaRef> {
-        Some(MetaSchemaRef::Inline(Box::new(T::schema())))
+        Some(T::schema_ref())
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
     }
 
     async fn from_request(
@@ -117,10 +121,12 @@ impl<'a, T: Input + 'a> ApiExtractor<'a> for HeaderArg<T> {
     }
 
     fn param_schema_ref() -> Option<MetaSchemaRef> {
-        Some(MetaSchemaRef::Inline(Box::new(T::schema())))
+        Some(T::schema_ref())
     }
 
-    fn register(_registry: &mut Registry) {}
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
 
     async fn from_request(
         request: &'a Request,

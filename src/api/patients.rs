@@ -10,19 +10,19 @@ use serde_json::json;
 use super::audited::*;
 use super::body::{JsonBody, input};
 use super::doctors::Doctor;
-use super::idempotency::{self, Begin};
+use super::idempotency::Once;
 use super::params::{HeaderArg, Path, QueryArg};
 use super::schema::Text;
 use super::security::Auth;
+use super::versions::{self, Version};
 use super::{ApiTags, IfMatch, JsonOut, etag, link_header, ordering, page, required_version};
 use crate::domain::audit::Resource;
 use crate::domain::{Age, Gender, IdempotencyKey, Limit, NameSearch, Offset, PatientName, Scope};
-use crate::entity::{patient, record_version};
+use crate::entity::patient;
 use crate::error::status::*;
 use crate::error::{ApiError, Res};
-use crate::store::idempotency::Outcome;
+use crate::store::mappings;
 use crate::store::patients::{self, ChangeError, PatientChanges, PatientFields, PatientFilter};
-use crate::store::{history, mappings};
 
 const KIND: &str = "patient";
 const READ_ONLY: &[&str] = &["id", "created_by", "created_at", "updated_at"];
@@ -115,43 +115,6 @@ ordering! {
     }
 }
 
-/// One version of a patient: the whole record after a change.
-#[derive(Object, Debug, Clone)]
-pub struct PatientVersion {
-    /// The version (the one in the record's `ETag` at the time).
-    pub version: i64,
-    /// `created`, `updated`, `deleted`, `restored`, or `imported` (the
-    /// record existed before versions were kept).
-    pub change: String,
-    /// When the change was committed (UTC).
-    pub at: DateTime<Utc>,
-    /// The user who made the change.
-    pub actor: Option<i64>,
-    /// The service client that made it for the user, if any.
-    pub client: Option<i64>,
-    /// The `X-Request-Id` of the request that made it.
-    pub request_id: String,
-    /// The record as it was after the change.
-    pub record: Patient,
-}
-
-impl TryFrom<record_version::Model> for PatientVersion {
-    type Error = ApiError;
-
-    fn try_from(version: record_version::Model) -> Result<Self, ApiError> {
-        let row: patient::Model = history::row(&version)?;
-        Ok(Self {
-            version: version.version,
-            change: version.change,
-            at: version.at,
-            actor: version.actor_id,
-            client: version.client_id,
-            request_id: version.request_id,
-            record: row.into(),
-        })
-    }
-}
-
 #[derive(ApiResponse)]
 pub enum PatientCreated {
     /// The new patient (or, for a replayed `Idempotency-Key`, the patient
@@ -219,7 +182,7 @@ pub enum VersionList {
     /// One page of the patient's versions, newest first.
     #[oai(status = 200)]
     Ok(
-        Json<Vec<PatientVersion>>,
+        Json<Vec<Version<Patient>>>,
         /// Number of versions.
         #[oai(header = "X-Total-Count")]
         u64,
@@ -233,7 +196,7 @@ pub enum VersionList {
 pub enum VersionOk {
     /// The version.
     #[oai(status = 200)]
-    Ok(Json<PatientVersion>),
+    Ok(Json<Version<Patient>>),
 }
 
 #[derive(ApiResponse)]
@@ -261,14 +224,6 @@ fn change_error(err: ChangeError) -> ApiError {
     }
 }
 
-/// The patient as an earlier request with the same `Idempotency-Key` left it.
-async fn replayed(db: &DatabaseConnection, outcome: &Outcome) -> Result<patient::Model, ApiError> {
-    let version = history::get(db, Resource::Patient, outcome.resource_id, outcome.version)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Patient"))?;
-    Ok(history::row(&version)?)
-}
-
 pub struct PatientsApi {
     pub db: DatabaseConnection,
 }
@@ -293,31 +248,26 @@ impl PatientsApi {
         body: JsonBody<PatientInput>,
     ) -> Res<PatientCreated, { AUTHED | BODY | CONFLICT | UNPROCESSABLE }> {
         let caller = auth.0;
-        let JsonBody(input, digest) = body;
-        let begin =
-            idempotency::begin(&self.db, &caller, key.0, "create_patient", 0, digest).await?;
-        let (row, replay) = match begin {
-            Begin::Replay(outcome) => {
-                mark_replay(req);
-                (replayed(&self.db, &outcome).await?, Some(true))
-            }
-            Begin::Run(claim) => {
-                let fields = PatientFields {
-                    name: input.name,
-                    age: input.age,
-                    gender: input.gender,
-                };
-                let write = crate::store::Write {
-                    claim,
-                    ..caller.write(201)
-                };
-                let row = idempotency::run(&self.db, claim, async {
-                    Ok(patients::create(&self.db, write, caller.principal.user_id, fields).await?)
-                })
-                .await?;
-                (row, None)
-            }
+        let JsonBody(input, body) = body;
+        let fields = PatientFields {
+            name: input.name,
+            age: input.age,
+            gender: input.gender,
         };
+        let once = Once {
+            db: &self.db,
+            caller: &caller,
+            key: key.0,
+            operation: "create_patient",
+            target: 0,
+            body,
+            request: req,
+        };
+        let (row, replay): (patient::Model, _) = once
+            .run(201, |write| async move {
+                Ok(patients::create(&self.db, write, caller.principal.user_id, fields).await?)
+            })
+            .await?;
         let location = format!("/api/patients/{}/", row.id);
         let tag = etag(KIND, row.id, row.version);
         Ok(PatientCreated::Created(
@@ -477,35 +427,31 @@ impl PatientsApi {
         { AUTHED | BODY | CONFLICT | NOT_FOUND | PRECONDITION_FAILED | UNPROCESSABLE },
     > {
         let caller = auth.0;
-        let JsonBody(input, digest) = body;
-        let begin =
-            idempotency::begin(&self.db, &caller, key.0, "patch_patient", id.0, digest).await?;
-        let claim = match begin {
-            Begin::Replay(outcome) => {
-                mark_replay(req);
-                let row = replayed(&self.db, &outcome).await?;
-                let tag = etag(KIND, row.id, row.version);
-                return Ok(PatientOk::Ok(JsonOut(row.into()), tag, Some(true)));
-            }
-            Begin::Run(claim) => claim,
-        };
-        let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
+        let JsonBody(input, body) = body;
         let changes = PatientChanges {
             name: input.name,
             age: input.age,
             gender: input.gender,
         };
-        let write = crate::store::Write {
-            claim,
-            ..caller.write(200)
+        let once = Once {
+            db: &self.db,
+            caller: &caller,
+            key: key.0,
+            operation: "patch_patient",
+            target: id.0,
+            body,
+            request: req,
         };
-        let row = idempotency::run(&self.db, claim, async {
-            patients::update(&self.db, write, &caller.principal, id.0, changes, version)
-                .await
-                .map_err(change_error)
-        })
-        .await?;
-        Ok(ok(row))
+        let (row, replay): (patient::Model, _) = once
+            .run(200, |write| async move {
+                let version = required_version(if_match.0.as_ref(), KIND, id.0)?;
+                patients::update(&self.db, write, &caller.principal, id.0, changes, version)
+                    .await
+                    .map_err(change_error)
+            })
+            .await?;
+        let tag = etag(KIND, row.id, row.version);
+        Ok(PatientOk::Ok(JsonOut(row.into()), tag, replay))
     }
 
     /// Delete a patient
@@ -650,19 +596,16 @@ impl PatientsApi {
     ) -> Res<VersionList, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         self.readable(&auth, id.0).await?;
         let page = page(limit, offset);
-        let listed = history::list(&self.db, Resource::Patient, id.0, page).await?;
-        let link = link_header(
-            &format!("/api/patients/{}/history/", id.0),
-            &[],
+        let path = format!("/api/patients/{}/history/", id.0);
+        let (items, total, link) = versions::page::<Patient, patient::Model>(
+            &self.db,
+            Resource::Patient,
+            id.0,
             page,
-            listed.total,
-        );
-        let items = listed
-            .items
-            .into_iter()
-            .map(PatientVersion::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(VersionList::Ok(Json(items), listed.total, link))
+            &path,
+        )
+        .await?;
+        Ok(VersionList::Ok(Json(items), total, link))
     }
 
     /// One version of a patient
@@ -684,10 +627,10 @@ impl PatientsApi {
         version: Path,
     ) -> Res<VersionOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         self.readable(&auth, id.0).await?;
-        let found = history::get(&self.db, Resource::Patient, id.0, version.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Version"))?;
-        Ok(VersionOk::Ok(Json(found.try_into()?)))
+        let found =
+            versions::one::<Patient, patient::Model>(&self.db, Resource::Patient, id.0, version.0)
+                .await?;
+        Ok(VersionOk::Ok(Json(found)))
     }
 }
 
@@ -704,13 +647,6 @@ impl PatientsApi {
         found
             .map(|_| ())
             .ok_or_else(|| ApiError::not_found("Patient"))
-    }
-}
-
-/// A replay discloses the record again: it is audited as a read.
-pub fn mark_replay(req: &poem::Request) {
-    if let Some(note) = req.extensions().get::<AuditNote>() {
-        note.set_action(crate::domain::audit::Action::Read);
     }
 }
 

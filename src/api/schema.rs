@@ -23,6 +23,15 @@ pub trait Input: Sized + Send {
     /// The value's schema: type, bounds, pattern.
     fn schema() -> MetaSchema;
 
+    /// Where the spec finds that schema: inline, or a named component that
+    /// [`register`](Self::register) adds (so that generated clients share
+    /// one type for it).
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(Self::schema()))
+    }
+
+    fn register(_registry: &mut poem_openapi::registry::Registry) {}
+
     /// From a field of a JSON body.
     fn from_json(value: Value) -> Result<Self, Invalid>;
 
@@ -160,8 +169,12 @@ impl Input for Age {
 }
 
 /// An allow-listed choice: the spec lists the values, the parse refuses others.
-pub trait Choice: Sized + Copy + Send + 'static {
+pub trait Choice: Sized + Copy + Send + Sync + 'static {
     const ALL: &'static [Self];
+    /// The spec's component for this choice, with its description, when it
+    /// has one (see [`choice_type!`]); inline otherwise.
+    const COMPONENT: Option<(&'static str, &'static str)> = None;
+
     fn as_str(self) -> &'static str;
 }
 
@@ -170,6 +183,22 @@ impl<C: Choice> Input for C {
         MetaSchema {
             enum_items: C::ALL.iter().map(|c| Value::from(c.as_str())).collect(),
             ..MetaSchema::new("string")
+        }
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        match C::COMPONENT {
+            Some((name, _)) => MetaSchemaRef::Reference(name.to_string()),
+            None => MetaSchemaRef::Inline(Box::new(Self::schema())),
+        }
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        if let Some((name, description)) = C::COMPONENT {
+            registry.create_schema::<C, _>(name.to_string(), |_| MetaSchema {
+                description: Some(description),
+                ..Self::schema()
+            });
         }
     }
 
@@ -200,6 +229,10 @@ impl<C: Choice> Input for C {
 
 impl Choice for Gender {
     const ALL: &'static [Self] = &Gender::ALL;
+    const COMPONENT: Option<(&'static str, &'static str)> = Some((
+        "Gender",
+        "Administrative gender (FHIR): `Male`, `Female`, `Other` or `Unknown`.",
+    ));
 
     fn as_str(self) -> &'static str {
         Gender::as_str(self)
@@ -245,7 +278,7 @@ impl Input for Limit {
 impl Input for Offset {
     fn schema() -> MetaSchema {
         MetaSchema {
-            description: Some("Rows to skip (default 0; at most 2^53 - 1)."),
+            description: Some("Rows to skip (default 0; at most 10^15)."),
             minimum: Some(0.0),
             maximum: Some(Offset::MAX as f64),
             default: Some(Value::from(0)),
@@ -438,7 +471,7 @@ impl Input for IdempotencyKey {
         MetaSchema {
             description: described(&DOC, || {
                 format!(
-                    "A unique key for this request (a UUID, say), 1 to {} characters, no control \
+                    "A unique key for this request (a UUID, say), 1 to {} printable ASCII \
                      characters; quoted or not. Sending the same request again with the same key \
                      within 24 hours replays the first response instead of repeating the change \
                      (`Idempotent-Replayed: true`); a different request with the same key is a 422, \
@@ -446,7 +479,14 @@ impl Input for IdempotencyKey {
                     IdempotencyKey::MAX_CHARS
                 )
             }),
-            min_length: Some(1),
+            pattern: Some({
+                let key = format!(
+                    "{}{{1,{}}}",
+                    class_of(IdempotencyKey::is_key_char),
+                    IdempotencyKey::MAX_CHARS
+                );
+                format!("^(?:\"{key}\"|{key})$")
+            }),
             ..MetaSchema::new("string")
         }
     }
@@ -557,29 +597,28 @@ impl<const MAX: usize> ToJSON for Text<MAX> {
     }
 }
 
-/// The spec's name of a choice type in a response (`Gender`), listing its values.
+/// A choice type in responses too (its `Type`, `ToJSON`, `Serialize`),
+/// described by the component its [`Choice`] names.
 macro_rules! choice_type {
-    ($ty:ty, $name:literal, $doc:literal) => {
+    ($ty:ty) => {
         impl poem_openapi::types::Type for $ty {
             const IS_REQUIRED: bool = true;
             type RawValueType = Self;
             type RawElementValueType = Self;
 
             fn name() -> std::borrow::Cow<'static, str> {
-                $name.into()
+                match <Self as $crate::api::schema::Choice>::COMPONENT {
+                    Some((name, _)) => name.into(),
+                    None => "string(enum)".into(),
+                }
             }
 
             fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-                poem_openapi::registry::MetaSchemaRef::Reference($name.to_string())
+                <Self as $crate::api::schema::Input>::schema_ref()
             }
 
             fn register(registry: &mut poem_openapi::registry::Registry) {
-                registry.create_schema::<Self, _>($name.to_string(), |_| {
-                    poem_openapi::registry::MetaSchema {
-                        description: Some($doc),
-                        ..<Self as $crate::api::schema::Input>::schema()
-                    }
-                });
+                <Self as $crate::api::schema::Input>::register(registry);
             }
 
             fn as_raw_value(&self) -> Option<&Self> {
@@ -658,11 +697,7 @@ impl serde::Serialize for Age {
     }
 }
 
-choice_type!(
-    Gender,
-    "Gender",
-    "Administrative gender (FHIR): `Male`, `Female`, `Other` or `Unknown`."
-);
+choice_type!(Gender);
 
 #[cfg(test)]
 mod tests {

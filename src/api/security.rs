@@ -83,7 +83,7 @@ fn bearer_token(req: &Request) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+        .filter(|t| !str::is_empty(t))
 }
 
 fn auth_error(err: AuthError) -> ApiError {

@@ -250,16 +250,10 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
         token: &str,
     ) -> Result<(i64, Tokens), SessionError> {
         self.check_ip(ip).await?;
-        let claims = self
-            .keys
-            .verify(token, TokenType::Refresh)
-            .map_err(refresh_error)?;
-        let record = self
-            .store
-            .refresh_token(&claims.jti)
-            .await?
-            .filter(|r| r.revoked_at.is_none())
-            .ok_or(SessionError::BadRefreshToken)?;
+        let (claims, record) = self.refresh_record(token).await?;
+        if record.revoked_at.is_some() {
+            return Err(SessionError::BadRefreshToken);
+        }
         let user = self
             .store
             .user(record.user_id)
@@ -295,8 +289,11 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
         Ok((user.id, tokens))
     }
 
-    /// Revokes a refresh token and its rotation family; the user's id.
-    pub async fn logout(&self, token: &str) -> Result<i64, SessionError> {
+    /// A refresh token's claims and what the server remembers of it.
+    async fn refresh_record(
+        &self,
+        token: &str,
+    ) -> Result<(super::tokens::Claims, crate::entity::refresh_token::Model), SessionError> {
         let claims = self
             .keys
             .verify(token, TokenType::Refresh)
@@ -306,6 +303,12 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
             .refresh_token(&claims.jti)
             .await?
             .ok_or(SessionError::BadRefreshToken)?;
+        Ok((claims, record))
+    }
+
+    /// Revokes a refresh token and its rotation family; the user's id.
+    pub async fn logout(&self, token: &str) -> Result<i64, SessionError> {
+        let (_, record) = self.refresh_record(token).await?;
         let revoked = self.store.revoke_family(&record.family).await?;
         tracing::info!(
             user_id = record.user_id,

@@ -166,16 +166,20 @@ pub type NameSearch = Search<{ PatientName::MAX_CHARS }>;
 pub type SpecializationSearch = Search<{ Specialization::MAX_CHARS }>;
 
 /// An `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header): 1 to
-/// 255 characters without control characters, sent bare or as a quoted
-/// string (the quotes are not part of the key).
+/// 255 printable ASCII characters (space included, `"` excluded), sent bare
+/// or as a quoted string (the quotes are not part of the key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     pub const MAX_CHARS: usize = 255;
 
+    /// Whether `c` may appear in a key.
+    pub fn is_key_char(c: char) -> bool {
+        (' '..='~').contains(&c) && c != '"'
+    }
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let raw = raw.trim();
         let key = raw
             .strip_prefix('"')
             .and_then(|k| k.strip_suffix('"'))
@@ -189,9 +193,9 @@ impl IdempotencyKey {
                 Self::MAX_CHARS
             )));
         }
-        if key.chars().any(char::is_control) {
+        if !key.chars().all(Self::is_key_char) {
             return Err(Invalid::new(
-                "Control characters are not allowed in the key.",
+                "The key may hold only printable ASCII characters other than `\"`.",
             ));
         }
         Ok(Self(key.to_owned()))

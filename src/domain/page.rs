@@ -39,15 +39,16 @@ impl Default for Limit {
 pub struct Offset(u64);
 
 impl Offset {
-    /// 2^53 - 1: the largest integer every JSON client reads exactly.
-    pub const MAX: u64 = (1 << 53) - 1;
+    /// 10^15: beyond any list, and well within the integers every JSON
+    /// client (and every floating-point schema validator) reads exactly.
+    pub const MAX: u64 = 1_000_000_000_000_000;
 
     pub fn new(n: u64) -> Result<Self, Invalid> {
         if n <= Self::MAX {
             Ok(Self(n))
         } else {
             Err(Invalid::new(format!(
-                "Must be between 0 and {} (2^53 - 1).",
+                "Must be between 0 and {}.",
                 Self::MAX
             )))
         }

@@ -219,18 +219,22 @@ async fn gone_or_stale(db: &DatabaseConnection, id: i64) -> ChangeError {
 /// The update statement shared by changes and deletion: bumps the version,
 /// guarded by `if_version`.
 fn change_statement(id: i64, if_version: Option<i64>) -> sea_orm::UpdateMany<doctor::Entity> {
-    let mut update = doctor::Entity::update_many()
+    let mut update = bump(id).filter(doctor::Column::DeletedAt.is_null());
+    if let Some(version) = if_version {
+        update = update.filter(doctor::Column::Version.eq(version));
+    }
+    update
+}
+
+/// A new version of doctor `id`.
+fn bump(id: i64) -> sea_orm::UpdateMany<doctor::Entity> {
+    doctor::Entity::update_many()
         .col_expr(doctor::Column::UpdatedAt, Expr::value(super::now()))
         .col_expr(
             doctor::Column::Version,
             Expr::col(doctor::Column::Version).add(1),
         )
         .filter(doctor::Column::Id.eq(id))
-        .filter(doctor::Column::DeletedAt.is_null());
-    if let Some(version) = if_version {
-        update = update.filter(doctor::Column::Version.eq(version));
-    }
-    update
 }
 
 pub async fn update(
@@ -262,16 +266,10 @@ pub async fn update(
             Expr::value(specialization.into_string()),
         );
     }
-    let txn = super::begin_write(db).await?;
-    let Some(row) = update.exec_with_returning(&txn).await?.pop() else {
-        drop(txn);
-        return Err(gone_or_stale(db, id).await);
-    };
-    write
-        .record(&txn, Change::Updated, version_of(&row))
-        .await?;
-    txn.commit().await?;
-    Ok(row)
+    match write.apply(db, update, Change::Updated, version_of).await? {
+        Some(row) => Ok(row),
+        None => Err(gone_or_stale(db, id).await),
+    }
 }
 
 /// Deletes the doctor: kept, hidden with its mappings, until restored.
@@ -285,16 +283,10 @@ pub async fn delete(
     check_change(db, principal, id, if_version).await?;
     let delete = change_statement(id, if_version)
         .col_expr(doctor::Column::DeletedAt, Expr::value(super::now()));
-    let txn = super::begin_write(db).await?;
-    let Some(row) = delete.exec_with_returning(&txn).await?.pop() else {
-        drop(txn);
-        return Err(gone_or_stale(db, id).await);
-    };
-    write
-        .record(&txn, Change::Deleted, version_of(&row))
-        .await?;
-    txn.commit().await?;
-    Ok(())
+    match write.apply(db, delete, Change::Deleted, version_of).await? {
+        Some(_) => Ok(()),
+        None => Err(gone_or_stale(db, id).await),
+    }
 }
 
 /// Brings a deleted doctor back, with a new version; its mappings come
@@ -314,28 +306,14 @@ pub async fn restore(
     if current.deleted_at.is_none() {
         return Err(ChangeError::NotDeleted);
     }
-    let txn = super::begin_write(db).await?;
-    let restored = doctor::Entity::update_many()
+    let restore = bump(id)
         .col_expr(
             doctor::Column::DeletedAt,
             Expr::value(None::<chrono::DateTime<chrono::Utc>>),
         )
-        .col_expr(doctor::Column::UpdatedAt, Expr::value(super::now()))
-        .col_expr(
-            doctor::Column::Version,
-            Expr::col(doctor::Column::Version).add(1),
-        )
-        .filter(doctor::Column::Id.eq(id))
-        .filter(doctor::Column::DeletedAt.is_not_null())
-        .exec_with_returning(&txn)
-        .await?
-        .pop();
-    let Some(row) = restored else {
-        return Err(ChangeError::NotDeleted);
-    };
+        .filter(doctor::Column::DeletedAt.is_not_null());
     write
-        .record(&txn, Change::Restored, version_of(&row))
-        .await?;
-    txn.commit().await?;
-    Ok(row)
+        .apply(db, restore, Change::Restored, version_of)
+        .await?
+        .ok_or(ChangeError::NotDeleted)
 }

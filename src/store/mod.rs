@@ -261,6 +261,29 @@ impl Write<'_> {
         Ok(())
     }
 
+    /// Applies `update` (a change of one row, bumping its version) in a
+    /// write transaction and records the row it returns as `change`;
+    /// `None` when no row matched (nothing was written).
+    async fn apply<E>(
+        &self,
+        db: &DatabaseConnection,
+        update: sea_orm::UpdateMany<E>,
+        change: Change,
+        version_of: impl Fn(&E::Model) -> history::NewVersion<'_, E::Model>,
+    ) -> Result<Option<E::Model>, DbErr>
+    where
+        E: sea_orm::EntityTrait,
+        E::Model: serde::Serialize + sea_orm::FromQueryResult + Send + Sync,
+    {
+        let txn = begin_write(db).await?;
+        let Some(row) = update.exec_with_returning(&txn).await?.pop() else {
+            return Ok(None);
+        };
+        self.record(&txn, change, version_of(&row)).await?;
+        txn.commit().await?;
+        Ok(Some(row))
+    }
+
     /// An audit event for a change that leaves no version (erasure).
     async fn audit_only(
         &self,

@@ -305,9 +305,37 @@ pub async fn get_any(
         .await
 }
 
+/// A change of one of the caller's live patients: bumps its version and
+/// `updated_at`, guarded by `if_version`. One statement, so two concurrent
+/// writers with the same `If-Match` cannot both win.
+fn change_statement(
+    principal: &Principal,
+    id: i64,
+    if_version: Option<i64>,
+) -> sea_orm::UpdateMany<patient::Entity> {
+    let mut update = bump(id).filter(patient::Column::DeletedAt.is_null());
+    if let Some(owner) = principal.owner_filter() {
+        update = update.filter(patient::Column::CreatedBy.eq(owner));
+    }
+    if let Some(version) = if_version {
+        update = update.filter(patient::Column::Version.eq(version));
+    }
+    update
+}
+
+/// A new version of patient `id`.
+fn bump(id: i64) -> sea_orm::UpdateMany<patient::Entity> {
+    patient::Entity::update_many()
+        .col_expr(patient::Column::UpdatedAt, Expr::value(super::now()))
+        .col_expr(
+            patient::Column::Version,
+            Expr::col(patient::Column::Version).add(1),
+        )
+        .filter(patient::Column::Id.eq(id))
+}
+
 /// Applies `changes` when the patient is visible to the caller and, when
-/// `if_version` is given, still at that version. One statement, so two
-/// concurrent writers with the same `If-Match` cannot both win.
+/// `if_version` is given, still at that version.
 pub async fn update(
     db: &DatabaseConnection,
     write: Write<'_>,
@@ -316,20 +344,7 @@ pub async fn update(
     changes: PatientChanges,
     if_version: Option<i64>,
 ) -> Result<patient::Model, ChangeError> {
-    let mut update = patient::Entity::update_many()
-        .col_expr(patient::Column::UpdatedAt, Expr::value(super::now()))
-        .col_expr(
-            patient::Column::Version,
-            Expr::col(patient::Column::Version).add(1),
-        )
-        .filter(patient::Column::Id.eq(id))
-        .filter(patient::Column::DeletedAt.is_null());
-    if let Some(owner) = principal.owner_filter() {
-        update = update.filter(patient::Column::CreatedBy.eq(owner));
-    }
-    if let Some(version) = if_version {
-        update = update.filter(patient::Column::Version.eq(version));
-    }
+    let mut update = change_statement(principal, id, if_version);
     if let Some(name) = changes.name {
         update = update.col_expr(
             patient::Column::NameKey,
@@ -343,16 +358,10 @@ pub async fn update(
     if let Some(gender) = changes.gender {
         update = update.col_expr(patient::Column::Gender, Expr::value(gender.as_str()));
     }
-    let txn = super::begin_write(db).await?;
-    let Some(row) = update.exec_with_returning(&txn).await?.pop() else {
-        drop(txn);
-        return Err(missing_or_stale(db, principal, id).await);
-    };
-    write
-        .record(&txn, Change::Updated, version_of(&row))
-        .await?;
-    txn.commit().await?;
-    Ok(row)
+    match write.apply(db, update, Change::Updated, version_of).await? {
+        Some(row) => Ok(row),
+        None => Err(missing_or_stale(db, principal, id).await),
+    }
 }
 
 async fn missing_or_stale(db: &DatabaseConnection, principal: &Principal, id: i64) -> ChangeError {
@@ -372,32 +381,12 @@ pub async fn delete(
     id: i64,
     if_version: Option<i64>,
 ) -> Result<(), ChangeError> {
-    let now = super::now();
-    let mut delete = patient::Entity::update_many()
-        .col_expr(patient::Column::DeletedAt, Expr::value(now))
-        .col_expr(patient::Column::UpdatedAt, Expr::value(now))
-        .col_expr(
-            patient::Column::Version,
-            Expr::col(patient::Column::Version).add(1),
-        )
-        .filter(patient::Column::Id.eq(id))
-        .filter(patient::Column::DeletedAt.is_null());
-    if let Some(owner) = principal.owner_filter() {
-        delete = delete.filter(patient::Column::CreatedBy.eq(owner));
+    let delete = change_statement(principal, id, if_version)
+        .col_expr(patient::Column::DeletedAt, Expr::value(super::now()));
+    match write.apply(db, delete, Change::Deleted, version_of).await? {
+        Some(_) => Ok(()),
+        None => Err(missing_or_stale(db, principal, id).await),
     }
-    if let Some(version) = if_version {
-        delete = delete.filter(patient::Column::Version.eq(version));
-    }
-    let txn = super::begin_write(db).await?;
-    let Some(row) = delete.exec_with_returning(&txn).await?.pop() else {
-        drop(txn);
-        return Err(missing_or_stale(db, principal, id).await);
-    };
-    write
-        .record(&txn, Change::Deleted, version_of(&row))
-        .await?;
-    txn.commit().await?;
-    Ok(())
 }
 
 /// Who may restore or erase: administrators; anyone else is told 403 about
@@ -425,34 +414,22 @@ pub async fn restore(
     id: i64,
 ) -> Result<patient::Model, ChangeError> {
     require_admin(db, principal, id).await?;
-    let txn = super::begin_write(db).await?;
-    let restored = patient::Entity::update_many()
+    let restore = bump(id)
         .col_expr(
             patient::Column::DeletedAt,
             Expr::value(None::<chrono::DateTime<chrono::Utc>>),
         )
-        .col_expr(patient::Column::UpdatedAt, Expr::value(super::now()))
-        .col_expr(
-            patient::Column::Version,
-            Expr::col(patient::Column::Version).add(1),
-        )
-        .filter(patient::Column::Id.eq(id))
-        .filter(patient::Column::DeletedAt.is_not_null())
-        .exec_with_returning(&txn)
+        .filter(patient::Column::DeletedAt.is_not_null());
+    match write
+        .apply(db, restore, Change::Restored, version_of)
         .await?
-        .pop();
-    let Some(row) = restored else {
-        drop(txn);
-        return match get_any(db, principal, id).await? {
+    {
+        Some(row) => Ok(row),
+        None => match get_any(db, principal, id).await? {
             Some(_) => Err(ChangeError::NotDeleted),
             None => Err(ChangeError::NotFound),
-        };
-    };
-    write
-        .record(&txn, Change::Restored, version_of(&row))
-        .await?;
-    txn.commit().await?;
-    Ok(row)
+        },
+    }
 }
 
 /// Erases a patient for good (a data subject's right to erasure): the row,

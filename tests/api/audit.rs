@@ -1,4 +1,4 @@
-//! The audit trail (contract §9): every access to patient data and every
+//! The audit trail (docs/contract.md, "Audit trail"): every access to patient data and every
 //! security event is recorded with who, what, which record, outcome, IP and
 //! request id; administrators read it with filters and pagination; nothing
 //! changes or deletes it; a clean shutdown loses nothing.

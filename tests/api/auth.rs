@@ -1,5 +1,5 @@
 //! Accounts: registration, login, the current user and password changes
-//! (contract §2).
+//! (docs/contract.md, "Authentication").
 
 use healthcare::entity::user;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};

@@ -1,4 +1,4 @@
-//! Editing (API.md §1, §3, §4): PATCH is a JSON merge patch (absent fields
+//! Editing (docs/contract.md: "General rules", "Patients", "Doctors"): PATCH is a JSON merge patch (absent fields
 //! stay, `null` is refused because every field is required, read-only fields
 //! are ignored, unknown ones refused), single resources carry an `ETag`, and
 //! PUT, PATCH and DELETE honour `If-Match` (412 problem on a mismatch).

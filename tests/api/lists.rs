@@ -1,4 +1,4 @@
-//! Lists (API.md §7): every list endpoint answers a plain JSON array, takes
+//! Lists (docs/contract.md, "Lists"): every list endpoint answers a plain JSON array, takes
 //! `limit` (default 100, 1 to 1000) and `offset`, and answers
 //! `X-Total-Count` and an RFC 8288 `Link` header; filters and allow-listed
 //! `ordering` (`id` breaking ties).
@@ -471,7 +471,7 @@ async fn patient_list_pagination_totals_and_links() {
 
     // The largest offset accepted is still just an empty page.
     let reply = app
-        .get("/api/patients/?offset=9007199254740991", &user.access)
+        .get("/api/patients/?offset=1000000000000000", &user.access)
         .await;
     assert_eq!(page_of(&reply, 105), Vec::<i64>::new());
 }
@@ -761,7 +761,7 @@ async fn unfiltered_totals_stay_exact_through_every_kind_of_write() {
     let admin = app.user().await;
     let admin = app.make_admin(&admin).await;
     let everyone = patient_total(&app, &admin.access, "?limit=1").await;
-    let past_end = patient_total(&app, &admin.access, "?offset=9007199254740991").await;
+    let past_end = patient_total(&app, &admin.access, "?offset=1000000000000000").await;
     assert!(everyone >= 9 && past_end >= 9, "{everyone} {past_end}");
     if app.is_sqlite() {
         // Its own database file: nobody else writes to it.

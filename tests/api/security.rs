@@ -1,5 +1,5 @@
 //! Security rules that hold the API up against brute force and abuse
-//! (contract §1, §2, §6): rate limits with `Retry-After`, per-account
+//! (docs/contract.md: "General rules", "Authentication", "Administrators"): rate limits with `Retry-After`, per-account
 //! lock-out, trusted proxies, body limits, administrators' powers over
 //! accounts, security headers, request ids and CORS.
 

@@ -1,5 +1,5 @@
 //! JWTs: what is accepted, what is refused, and refresh-token revocation
-//! and rotation (contract §2).
+//! and rotation (docs/contract.md, "Authentication").
 
 use chrono::Utc;
 use healthcare::entity::{refresh_token, server_setting, user};

@@ -86,9 +86,10 @@ try {
   const modal = page.locator(".dialog-ux .modal-ux");
   await modal.waitFor();
   await modal.locator(".auth-container input").first().fill(access);
-  await modal.locator(".auth-btn-wrapper button.authorize").click();
-  await modal.locator(".auth-btn-wrapper button", { hasText: "Logout" }).waitFor();
-  await modal.locator(".auth-btn-wrapper button.btn-done").click();
+  // The Bearer scheme's form (the OAuth2 flows have their own buttons).
+  await modal.locator('.auth-btn-wrapper button[aria-label="Apply credentials"]').click();
+  await modal.locator(".auth-btn-wrapper button", { hasText: "Logout" }).first().waitFor();
+  await modal.locator(".auth-btn-wrapper button.btn-done").first().click();
   await modal.waitFor({ state: "detached" });
 
   // list_patients: expand, Try it out, Execute.
