@@ -158,12 +158,40 @@ fn is_etagc(c: char) -> bool {
     c == '!' || ('#'..='~').contains(&c)
 }
 
+/// The spec's pattern of an `If-Match` value: exactly what
+/// [`IfMatch::from_text`] accepts (`etagc` is `[!#-~]`).
+const IF_MATCH_PATTERN: &str = r#"^(\*|(W/)?"[!#-~]*"([ \t]*,[ \t]*(W/)?"[!#-~]*")*)$"#;
+
+/// The entity tags of a list (`"a", W/"b"`), each as `"opaque"`; `None`
+/// when it is not one. A tag may hold a comma, so the list is read tag by
+/// tag rather than split.
+fn entity_tags(text: &str) -> Option<Vec<String>> {
+    let ows = [' ', '\t'];
+    let mut rest = text.trim_matches(ows);
+    let mut tags = Vec::new();
+    loop {
+        let quoted = rest.strip_prefix("W/").unwrap_or(rest).strip_prefix('"')?;
+        let end = quoted.find('"')?;
+        let opaque = &quoted[..end];
+        if !opaque.chars().all(is_etagc) {
+            return None;
+        }
+        tags.push(format!("\"{opaque}\""));
+        rest = quoted[end + 1..].trim_start_matches(ows);
+        if rest.is_empty() {
+            return Some(tags);
+        }
+        rest = rest.strip_prefix(',')?.trim_start_matches(ows);
+    }
+}
+
 impl Input for IfMatch {
     fn schema() -> MetaSchema {
         MetaSchema {
             description: Some(
                 "`*`, or entity tags as the `ETag` header gives them, comma-separated.",
             ),
+            pattern: Some(IF_MATCH_PATTERN.to_string()),
             ..MetaSchema::new("string")
         }
     }
@@ -176,30 +204,14 @@ impl Input for IfMatch {
     }
 
     fn from_text(text: &str) -> Result<Self, Invalid> {
-        let text = text.trim();
-        if text == "*" {
+        if text.trim() == "*" {
             return Ok(Self::Any);
         }
-        let mut tags = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let opaque = item.strip_prefix("W/").unwrap_or(item);
-            let inner = opaque
-                .strip_prefix('"')
-                .and_then(|t| t.strip_suffix('"'))
-                .filter(|t| t.chars().all(is_etagc));
-            match inner {
-                Some(_) => tags.push(opaque.to_string()),
-                None => {
-                    return Err(Invalid::new(
-                        "Send `*` or entity tags exactly as the ETag header gave them (\"patient-1-v2\").",
-                    ));
-                }
-            }
-        }
-        if tags.is_empty() {
-            return Err(Invalid::new("Send `*` or at least one entity tag."));
-        }
-        Ok(Self::Tags(tags))
+        entity_tags(text).map(Self::Tags).ok_or_else(|| {
+            Invalid::new(
+                "Send `*` or entity tags exactly as the ETag header gave them (\"patient-1-v2\"), comma-separated.",
+            )
+        })
     }
 }
 
@@ -302,6 +314,39 @@ mod tests {
         assert!(IfMatch::from_text("\"patient-1-v1\", \"é\"").is_err());
         assert!(IfMatch::from_text("\"a\"b\"").is_err());
         assert!(IfMatch::from_text(",").is_err());
+    }
+
+    #[test]
+    fn if_match_is_read_tag_by_tag_as_its_published_pattern_says() {
+        let pattern = regex::Regex::new(IF_MATCH_PATTERN).unwrap();
+        for text in [
+            "*",
+            "\"a\"",
+            "\"\"",
+            "\"a,b\"",
+            "W/\"x\", \"y\"",
+            "\"a\" ,\t\"b\"",
+            "",
+            ",",
+            "\"a\",,\"b\"",
+            "*, \"a\"",
+            "\"a",
+            "a\"",
+            "\"é\"",
+            "W/",
+            "\"a\" \"b\"",
+            "\"a\",",
+        ] {
+            assert_eq!(
+                pattern.is_match(text),
+                IfMatch::from_text(text).is_ok(),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            if_match("\"a,b\", W/\"c\""),
+            IfMatch::Tags(vec!["\"a,b\"".into(), "\"c\"".into()])
+        );
     }
 
     #[test]
