@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod editing;
+mod findings;
 mod flow;
 mod lists;
 mod ownership;

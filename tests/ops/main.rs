@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod cli;
+mod findings;
 mod instances;
 mod logs;
 mod metrics;
