@@ -170,7 +170,6 @@ async fn admin_token(app: &TestApp) -> String {
     app.make_admin(&app.user().await).await.access
 }
 
-
 /// What the patient-lifecycle requests did, and the events they must have
 /// left, newest first.
 struct Lifecycle {

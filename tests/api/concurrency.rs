@@ -10,7 +10,6 @@ use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 
 const RACERS: usize = 16;
 
-
 /// Sends `RACERS` requests at once (released together by a barrier) and
 /// returns every reply. `body_for(i)` gives the i-th request's JSON body.
 async fn race(

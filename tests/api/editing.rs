@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 
-
 #[track_caller]
 fn etag_of(reply: &Reply) -> String {
     let tag = reply

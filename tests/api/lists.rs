@@ -14,7 +14,6 @@ use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 
 const GENDERS: [&str; 4] = ["Male", "Female", "Other", "Unknown"];
 
-
 fn ids(body: &Value) -> Vec<i64> {
     body.as_array()
         .unwrap_or_else(|| panic!("not a JSON array: {body}"))

@@ -11,7 +11,6 @@ use crate::helpers::{Reply, TestApp, id_of, spawn_app, unique};
 /// An id no test ever reaches, even on a shared PostgreSQL database.
 const MISSING: i64 = i64::MAX;
 
-
 /// Every item of a list endpoint, following `limit`/`offset` to the end
 /// (a shared PostgreSQL database may hold more than one page).
 async fn list_all(app: &TestApp, path: &str, token: &str) -> Vec<Value> {
