@@ -10,6 +10,10 @@
 //!   recorded here.
 //! - A security event (login, logout, password, account status) records
 //!   every outcome under the action its status means.
+//! - A refusal for lack of rights (403) is recorded as `forbidden`, whatever
+//!   the operation (a doctor's update by someone else, an administrator
+//!   route, a list of deleted records): one action finds every refused
+//!   privileged attempt; its resource type and id say what it was about.
 //!
 //! The wrapper runs before the operation's parameters are read, so requests
 //! refused for a bad token or bad input are recorded too.
@@ -106,6 +110,7 @@ impl<E: Endpoint> Endpoint for Audited<E> {
         let noted = note.0.action.get().copied();
         let (action, must_commit) = match (noted, self.kind) {
             (Some(action), _) => (Some(action), true),
+            (None, _) if status == 403 => (Some(Action::Forbidden), false),
             (None, Kind::Disclosure(action)) => (Some(action), true),
             (None, Kind::Change(_)) if success => (None, false),
             (None, Kind::Change(action)) => (Some(action), false),
@@ -159,11 +164,14 @@ macro_rules! declare {
     )*};
 }
 
-fn forbidden_or(action: Action) -> impl Fn(u16) -> Option<Action> {
+/// An administrator's change of an account: every outcome of an
+/// authenticated attempt (a 409 for the last administrator included), a 403
+/// as `forbidden`.
+fn admin_change(action: Action) -> impl Fn(u16) -> Option<Action> {
     move |status| match status {
+        401 => None,
         403 => Some(Action::Forbidden),
-        200..=299 => Some(action),
-        _ => None,
+        _ => Some(action),
     }
 }
 
@@ -197,8 +205,8 @@ declare! {
         400 | 401 | 429 => Some(Action::PasswordChangeFailure),
         _ => None,
     });
-    audit_deactivate => User, Kind::Security(|s| forbidden_or(Action::Deactivate)(s));
-    audit_activate => User, Kind::Security(|s| forbidden_or(Action::Activate)(s));
-    audit_revoke_tokens => User, Kind::Security(|s| forbidden_or(Action::RevokeTokens)(s));
+    audit_deactivate => User, Kind::Security(|s| admin_change(Action::Deactivate)(s));
+    audit_activate => User, Kind::Security(|s| admin_change(Action::Activate)(s));
+    audit_revoke_tokens => User, Kind::Security(|s| admin_change(Action::RevokeTokens)(s));
     audit_admin_read => User, Kind::Security(|s| (s == 403).then_some(Action::Forbidden));
 }

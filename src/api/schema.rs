@@ -70,6 +70,20 @@ fn text_integer(text: &str) -> Result<i64, Invalid> {
         .map_err(|_| Invalid::new(NOT_AN_INTEGER))
 }
 
+/// A bounded integer's value, or a message saying which numbers to send
+/// (never the type it is read into).
+fn integer_between(
+    parsed: Result<i64, Invalid>,
+    min: impl std::fmt::Display,
+    max: impl std::fmt::Display,
+) -> Result<i64, Invalid> {
+    parsed.map_err(|_| {
+        Invalid::new(format!(
+            "A valid integer is required: a whole number from {min} to {max}."
+        ))
+    })
+}
+
 /// `[...]` matching exactly the Basic Multilingual Plane characters for
 /// which `keep` holds, as an ECMA-262 class (`\uXXXX` escapes).
 fn class_of(keep: impl Fn(char) -> bool) -> String {
@@ -160,11 +174,11 @@ impl Input for Age {
     }
 
     fn from_json(value: Value) -> Result<Self, Invalid> {
-        Age::new(json_integer(&value)?)
+        Age::new(integer_between(json_integer(&value), Age::MIN, Age::MAX)?)
     }
 
     fn from_text(text: &str) -> Result<Self, Invalid> {
-        Age::new(text_integer(text)?)
+        Age::new(integer_between(text_integer(text), Age::MIN, Age::MAX)?)
     }
 }
 
@@ -267,11 +281,13 @@ impl Input for Limit {
     }
 
     fn from_json(value: Value) -> Result<Self, Invalid> {
-        Limit::new(u64::try_from(json_integer(&value)?).unwrap_or(0))
+        let n = integer_between(json_integer(&value), Limit::MIN, Limit::MAX)?;
+        Limit::new(u64::try_from(n).unwrap_or(0))
     }
 
     fn from_text(text: &str) -> Result<Self, Invalid> {
-        Limit::new(u64::try_from(text_integer(text)?).unwrap_or(0))
+        let n = integer_between(text_integer(text), Limit::MIN, Limit::MAX)?;
+        Limit::new(u64::try_from(n).unwrap_or(0))
     }
 }
 
@@ -287,11 +303,11 @@ impl Input for Offset {
     }
 
     fn from_json(value: Value) -> Result<Self, Invalid> {
-        Self::from_i64(json_integer(&value)?)
+        Self::from_i64(integer_between(json_integer(&value), 0, Offset::MAX)?)
     }
 
     fn from_text(text: &str) -> Result<Self, Invalid> {
-        Self::from_i64(text_integer(text)?)
+        Self::from_i64(integer_between(text_integer(text), 0, Offset::MAX)?)
     }
 }
 

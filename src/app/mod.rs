@@ -1,6 +1,7 @@
 //! The application: state, the one route table, the middleware in order,
 //! and serving it.
 
+pub mod cors;
 pub mod observe;
 pub mod problems;
 pub mod spec;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::listener::{Listener, TcpListener};
-use poem::middleware::{CatchPanic, Cors, NormalizePath, TrailingSlash};
+use poem::middleware::{CatchPanic, NormalizePath, TrailingSlash};
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::{OpenApi, OpenApiService};
 use sea_orm::DatabaseConnection;
@@ -32,6 +33,7 @@ use crate::domain::account::Strength;
 use crate::store;
 use crate::store::accounts::Accounts;
 use crate::store::limits::LimitBackend;
+use cors::CorsPolicy;
 use observe::Observe;
 use problems::ProblemCatchAll;
 
@@ -202,34 +204,7 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
     let api = api_service(state);
     let routes = Arc::new(route_table());
     let spec = spec::Spec::of(&api);
-    let cors = (!state.config.cors_allowed_origins.is_empty()).then(|| {
-        state
-            .config
-            .cors_allowed_origins
-            .iter()
-            .fold(Cors::new(), |cors, origin| {
-                cors.allow_origin(origin.as_str())
-            })
-            .allow_credentials(false)
-            .allow_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
-            .allow_headers([
-                "Authorization",
-                "Content-Type",
-                "If-Match",
-                "Idempotency-Key",
-                "X-Request-Id",
-            ])
-            .expose_headers([
-                "Location",
-                "ETag",
-                "X-Total-Count",
-                "Link",
-                "X-Request-Id",
-                "Retry-After",
-                "Idempotent-Replayed",
-                "WWW-Authenticate",
-            ])
-    });
+    let origins = &state.config.cors_allowed_origins;
     let shared = Shared {
         authenticator: state.sessions.authenticator().clone(),
         routes: routes.clone(),
@@ -243,7 +218,7 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
         .nest("/", api)
         .data(shared)
         .with(CatchPanic::new())
-        .with_if(cors.is_some(), cors.unwrap_or_default())
+        .with_if(!origins.is_empty(), CorsPolicy::new(origins))
         .with(NormalizePath::new(TrailingSlash::Trim))
         .with(ProblemCatchAll::new(routes.clone()))
         .with(Observe::new(

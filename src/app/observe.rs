@@ -160,9 +160,15 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         // Labels come from the router's own patterns (a bounded set), never
         // from the request's path.
         let pattern = resp.data::<PathPattern>().map(|p| p.0.clone());
+        // A path no route matched is `unmatched`, whatever prefix route (the
+        // API's, nested at `/`) saw it on its way.
         let route = match &pattern {
             _ if docs => "/docs",
-            Some(pattern) => self.routes.template(pattern).unwrap_or(pattern),
+            Some(pattern) => match self.routes.template(pattern) {
+                Some(template) => template,
+                None if pattern.starts_with('/') => pattern,
+                None => "unmatched",
+            },
             None => "unmatched",
         };
         crate::metrics::record_request(method, route, status, elapsed);

@@ -1,8 +1,10 @@
 //! Every error response is a problem document. Operations build theirs
 //! (`error::ApiError`); what reaches here as anything else is poem's own
 //! answer (no such route, wrong method, a panic caught, a CORS refusal) and
-//! is rewritten from its status alone, keeping `Allow`, `Retry-After` and
-//! `WWW-Authenticate`. Nothing here reads poem's message text.
+//! is rewritten from its status alone, keeping `Allow`, `Retry-After`,
+//! `WWW-Authenticate` and the CORS headers (`Vary`,
+//! `Access-Control-Allow-Origin`, `-Expose-Headers`). Nothing here reads
+//! poem's message text.
 
 use std::sync::Arc;
 
@@ -75,7 +77,14 @@ impl<E: Endpoint> Endpoint for ProblemCatchAllEndpoint<E> {
             return Ok(resp);
         }
         let mut out = Problem::new(status, detail(status)).into_http();
-        for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
+        for name in [
+            header::RETRY_AFTER,
+            header::WWW_AUTHENTICATE,
+            header::ALLOW,
+            header::VARY,
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        ] {
             if let Some(v) = resp.headers().get(&name) {
                 out.headers_mut().insert(name, v.clone());
             }

@@ -11,9 +11,10 @@ pub struct Model {
     pub actor_id: Option<i64>,
     /// The service client acting for the actor, when there was one.
     pub client_id: Option<i64>,
-    /// `create`, `read`, `list`, `update`, `delete`, `login_success`, `login_failure`, `revoke`.
+    /// What happened (`domain::audit::Action`): `create`, `read`, `login_success`,
+    /// `password_change`, `deactivate`, `forbidden`, ...
     pub action: String,
-    /// `patient`, `mapping` or `user`.
+    /// The kind of record (`domain::audit::Resource`): `patient`, `doctor`, `mapping`, `user`, ...
     pub resource_type: String,
     pub resource_id: Option<i64>,
     /// The HTTP status the request was answered with.

@@ -14,6 +14,7 @@ pub mod mappings;
 pub mod patients;
 pub mod refresh_tokens;
 pub mod settings;
+pub mod sqlite_file;
 pub mod users;
 
 use std::time::Duration;
@@ -101,6 +102,9 @@ pub async fn connect(
     max_connections: u32,
     acquire_timeout: Duration,
 ) -> Result<DatabaseConnection, DbErr> {
+    // Before SQLite opens (or creates) the file: owner-only, or no start.
+    sqlite_file::protect(url)
+        .map_err(|message| DbErr::Conn(sea_orm::RuntimeErr::Internal(message)))?;
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(max_connections)

@@ -110,7 +110,9 @@ pub async fn set_active(
             .select_only()
             .column(user::Column::Id)
             .filter(user::Column::IsStaff.eq(true))
-            .filter(user::Column::IsActive.eq(true));
+            .filter(user::Column::IsActive.eq(true))
+            // Every transaction locks them in the same order: no deadlock.
+            .order_by_asc(user::Column::Id);
         if db.get_database_backend() == DbBackend::Postgres {
             admins = admins.lock_exclusive();
         }

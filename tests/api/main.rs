@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod concurrency;
 mod editing;
+mod findings;
 mod flow;
 mod history;
 mod idempotency;

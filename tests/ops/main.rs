@@ -12,6 +12,7 @@ mod support;
 
 mod cli;
 mod durability;
+mod findings;
 mod instances;
 mod logs;
 mod metrics;
