@@ -73,7 +73,7 @@ tps = float(re.search(r"tps = ([\d.]+)", pgbench_text).group(1))
 
 ours = {s: [run(f"{s}-ours-{i}") for i in range(1, rounds + 1)] for s in ("get", "list")}
 ref = {s: [run(f"{s}-ref-{i}") for i in range(1, rounds + 1)] for s in ("get", "list")}
-sqlite = {s: [run(f"sqlite-{s}-{i}") for i in range(1, rounds + 1)] for s in ("get", "list")}
+sqlite = {s: [run(f"sqlite-{s}-{i}") for i in range(1, rounds + 1)] for s in ("get", "list", "create")}
 many = {who: run(f"get-many-{who}") for who in ("ours", "ref")}
 
 
@@ -131,7 +131,7 @@ row(f"get-patient @ {meta['many']} connections", "ours", m["ours"], ratio([(m["o
 row("", "reference", m["ref"])
 print()
 print(f"SQLite, {int(meta['sqlite_patients']):,} patients, {conns} connections, median of {rounds} rounds (ours only)")
-for scenario, label in (("get", "get-patient"), ("list", "list-patients (page of 20)")):
+for scenario, label in (("get", "get-patient"), ("list", "list-patients (page of 20)"), ("create", "create-patient")):
     row(label, "ours", median_of(sqlite[scenario]), pgbench=False)
 print()
 
@@ -149,7 +149,7 @@ print(
 )
 print(f"  {meta['many']} connections, get-patient: ours {mib(m['ours']['rss'])}, reference {mib(m['ref']['rss'])}")
 print(f"  peak over the whole PostgreSQL run (VmHWM): ours {mib(meta['hwm_ours'])}, reference {mib(meta['hwm_ref'])}")
-print(f"  SQLite run: ours {mib(max(r['rss'] for r in sqlite['get'] + sqlite['list']))}")
+print(f"  SQLite run: ours {mib(max(r['rss'] for rs in sqlite.values() for r in rs))}")
 print()
 
 interleaved = ours["get"] + ref["get"] + ours["list"] + ref["list"]

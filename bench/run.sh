@@ -354,6 +354,7 @@ wrk -t2 -c"$CONNS" -d1s -s bench/get_patient.lua "$B" >/dev/null 2>&1
 for round in $(seq 1 "$ROUNDS"); do
   measure "sqlite-get-$round" "$ours_pid" "$B" - "$CONNS" get_patient.lua
   BENCH_PATH="/api/patients/?limit=20&offset=0" measure "sqlite-list-$round" "$ours_pid" "$B" - "$CONNS" get_path.lua
+  measure "sqlite-create-$round" "$ours_pid" "$B" - "$CONNS" create_patient.lua
 done
 stop "$ours_pid"
 ours_pid=""

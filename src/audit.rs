@@ -79,12 +79,8 @@ async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Pending>) {
 
 async fn write(db: &DatabaseConnection, batch: &[Pending]) -> Result<(), AuditUnavailable> {
     let events: Vec<Event> = batch.iter().map(|p| p.event.clone()).collect();
-    let result = async {
-        // One transaction: a batch is committed whole or not at all.
-        let txn = store::begin_write(db).await?;
-        store::audit::insert(&txn, &events).await?;
-        txn.commit().await
-    };
+    // A batch is committed whole or not at all.
+    let result = store::audit::commit_batch(db, &events);
     match tokio::time::timeout(WRITE_TIMEOUT, result).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => {

@@ -144,3 +144,26 @@ mod tests {
         assert_eq!(database_file("postgres://u@h/db"), None);
     }
 }
+
+/// This process's queue for writing to the SQLite file `db` is on (see
+/// `store::begin_write`). One per file, so that every pool on the same file
+/// shares it.
+pub(super) fn write_gate(
+    db: &sea_orm::DatabaseConnection,
+) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+    static GATES: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let file = db
+        .get_sqlite_connection_pool()
+        .connect_options()
+        .get_filename()
+        .to_path_buf();
+    GATES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(file)
+        .or_default()
+        .clone()
+}

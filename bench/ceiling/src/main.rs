@@ -17,12 +17,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use tokio_postgres::{Row, types::ToSql};
 
-// Soft delete, once the main server has it: `AND deleted_at IS NULL` in all three.
+// Soft-deleted patients are neither shown nor counted (the trigger keeps `patient_counts` to live ones).
 const GET: &str = "SELECT id, name, age, gender, created_by, created_at, updated_at, version \
-    FROM patients WHERE id = $1 AND created_by = $2";
+    FROM patients WHERE id = $1 AND created_by = $2 AND deleted_at IS NULL";
 const LIST: &str = "SELECT id, name, age, gender, created_by, created_at, updated_at, version, \
     (SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM patient_counts WHERE owner_id = $1) AS total \
-    FROM patients WHERE created_by = $1 ORDER BY id LIMIT $2 OFFSET $3";
+    FROM patients WHERE created_by = $1 AND deleted_at IS NULL ORDER BY id LIMIT $2 OFFSET $3";
 const COUNT: &str = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM patient_counts WHERE owner_id = $1";
 const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
 /// What the main server adds to every response (src/telemetry.rs), besides `x-request-id`.
