@@ -124,27 +124,6 @@ mod imp {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_file_of_an_sqlite_url_is_found_as_sqlx_reads_it() {
-        assert_eq!(
-            database_file("sqlite://healthcare.sqlite3?mode=rwc"),
-            Some((PathBuf::from("healthcare.sqlite3"), true))
-        );
-        assert_eq!(
-            database_file("sqlite:///var/lib/hc/db%3F1.sqlite3"),
-            Some((PathBuf::from("/var/lib/hc/db?1.sqlite3"), false))
-        );
-        assert_eq!(database_file("sqlite::memory:"), None);
-        assert_eq!(database_file("sqlite://:memory:"), None);
-        assert_eq!(database_file("sqlite://x.db?mode=memory"), None);
-        assert_eq!(database_file("postgres://u@h/db"), None);
-    }
-}
-
 /// This process's queue for writing to the SQLite file `db` is on (see
 /// `store::begin_write`). One per file, so that every pool on the same file
 /// shares it.
@@ -166,4 +145,25 @@ pub(super) fn write_gate(
         .entry(file)
         .or_default()
         .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_of_an_sqlite_url_is_found_as_sqlx_reads_it() {
+        assert_eq!(
+            database_file("sqlite://healthcare.sqlite3?mode=rwc"),
+            Some((PathBuf::from("healthcare.sqlite3"), true))
+        );
+        assert_eq!(
+            database_file("sqlite:///var/lib/hc/db%3F1.sqlite3"),
+            Some((PathBuf::from("/var/lib/hc/db?1.sqlite3"), false))
+        );
+        assert_eq!(database_file("sqlite::memory:"), None);
+        assert_eq!(database_file("sqlite://:memory:"), None);
+        assert_eq!(database_file("sqlite://x.db?mode=memory"), None);
+        assert_eq!(database_file("postgres://u@h/db"), None);
+    }
 }
