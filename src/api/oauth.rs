@@ -20,9 +20,7 @@ use std::sync::Arc;
 use poem::Request;
 use poem::http::header;
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{
-    MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry,
-};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry};
 use poem_openapi::types::Example;
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, Enum, ExtractParamOptions, Object, OpenApi,
@@ -228,7 +226,10 @@ impl Refusal {
     pub fn for_status(status: u16, retry_after: Option<u64>) -> Self {
         let (code, description) = match status {
             401 => return Self::invalid_client(),
-            429 => (OAuthErrorCode::SlowDown, "Too many requests. Try again later."),
+            429 => (
+                OAuthErrorCode::SlowDown,
+                "Too many requests. Try again later.",
+            ),
             503 => (
                 OAuthErrorCode::TemporarilyUnavailable,
                 "The service is unavailable. Try again shortly.",
@@ -285,13 +286,15 @@ impl Params {
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn require(&self, name: &str, grant: &str) -> Result<&str, Refusal> {
-        self.get(name).ok_or_else(|| {
-            Refusal::invalid_request(format!("The `{grant}` grant needs `{name}`."))
-        })
+        self.get(name)
+            .ok_or_else(|| Refusal::invalid_request(format!("The `{grant}` grant needs `{name}`.")))
     }
 }
 
@@ -320,7 +323,10 @@ fn token_request_schema() -> MetaSchema {
          each; empty ones count as omitted, unknown ones are ignored.",
     );
     schema.properties = vec![
-        ("grant_type", <GrantType as poem_openapi::types::Type>::schema_ref()),
+        (
+            "grant_type",
+            <GrantType as poem_openapi::types::Type>::schema_ref(),
+        ),
         ("username", text("`password` grant: the username.")),
         ("password", secret("`password` grant: the password.")),
         (
@@ -354,9 +360,8 @@ impl<'a> ApiExtractor<'a> for TokenForm {
 
     fn register(registry: &mut Registry) {
         <GrantType as poem_openapi::types::Type>::register(registry);
-        registry.create_schema::<TokenForm, _>("TokenRequest".to_string(), |_| {
-            token_request_schema()
-        });
+        registry
+            .create_schema::<TokenForm, _>("TokenRequest".to_string(), |_| token_request_schema());
     }
 
     fn request_meta() -> Option<MetaRequest> {
@@ -418,10 +423,10 @@ async fn read_params(request: &Request, body: &mut poem::RequestBody) -> Result<
         .into_bytes_limit(limit)
         .await
         .map_err(|err| match err {
-            poem::error::ReadBodyError::PayloadTooLarge => Refusal::invalid_request(format!(
-                "The request body is larger than {limit} bytes."
-            ))
-            .with_status(413),
+            poem::error::ReadBodyError::PayloadTooLarge => {
+                Refusal::invalid_request(format!("The request body is larger than {limit} bytes."))
+                    .with_status(413)
+            }
             _ => Refusal::invalid_request("The request body could not be read."),
         })?;
     let mut params = Params::default();
@@ -506,7 +511,9 @@ fn decode_basic(encoded: &str) -> Result<(String, String), Refusal> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(Refusal::invalid_client)?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(Refusal::invalid_client)?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(Refusal::invalid_client)?;
     let unform = |s: &str| -> String {
         form_urlencoded::parse(format!("x={s}").as_bytes())
             .next()
@@ -836,8 +843,7 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         use base64::Engine;
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode("12:hcs_a%2Bb");
+        let encoded = base64::engine::general_purpose::STANDARD.encode("12:hcs_a%2Bb");
         assert_eq!(
             decode_basic(&encoded).unwrap(),
             ("12".to_string(), "hcs_a+b".to_string())

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::domain::text::{self, is_allowed, is_space, is_visible};
 use crate::domain::{
-    Age, ClientName, DoctorName, Email, Gender, IdempotencyKey, Invalid, Limit, LoginName, NewPassword, Offset,
-    PatientName, Scope, Scopes, Search, Specialization, Username,
+    Age, ClientName, DoctorName, Email, Gender, IdempotencyKey, Invalid, Limit, LoginName,
+    NewPassword, Offset, PatientName, Scope, Scopes, Search, Specialization, Username,
 };
 
 /// A value read from a request: a JSON body field, or a query, path or
@@ -162,7 +162,13 @@ macro_rules! text_input {
     )*};
 }
 
-text_input!(PatientName, DoctorName, Specialization, LoginName, ClientName);
+text_input!(
+    PatientName,
+    DoctorName,
+    Specialization,
+    LoginName,
+    ClientName
+);
 
 impl Input for Age {
     fn schema() -> MetaSchema {

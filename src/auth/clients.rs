@@ -45,7 +45,11 @@ mod tests {
         let (secret, hash) = new_secret();
         let (other, _) = new_secret();
         assert_ne!(secret, other);
-        assert_eq!(secret.len(), SECRET_PREFIX.len() + 43, "32 bytes in base64url");
+        assert_eq!(
+            secret.len(),
+            SECRET_PREFIX.len() + 43,
+            "32 bytes in base64url"
+        );
         assert!(secret_matches(&secret, &hash));
         assert!(!secret_matches(&other, &hash));
         assert!(!secret_matches(&hash, &hash), "the hash is not the secret");

@@ -277,7 +277,11 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
         };
         let family = uuid::Uuid::new_v4().simple().to_string();
         let tokens = self.issue_pair(grant, &family).await?;
-        tracing::info!(user_id = user.id, client_id = grant.client_id, "login succeeded");
+        tracing::info!(
+            user_id = user.id,
+            client_id = grant.client_id,
+            "login succeeded"
+        );
         Ok((user, tokens))
     }
 

@@ -36,7 +36,10 @@ pub async fn create(
 }
 
 /// A client, deleted or not (for checking its tokens).
-pub async fn find(db: &DatabaseConnection, id: i64) -> Result<Option<service_client::Model>, DbErr> {
+pub async fn find(
+    db: &DatabaseConnection,
+    id: i64,
+) -> Result<Option<service_client::Model>, DbErr> {
     service_client::Entity::find_by_id(id).one(db).await
 }
 
@@ -47,8 +50,8 @@ pub async fn visible(
     by: &Principal,
     id: i64,
 ) -> Result<Option<service_client::Model>, DbErr> {
-    let mut query = service_client::Entity::find_by_id(id)
-        .filter(service_client::Column::DeletedAt.is_null());
+    let mut query =
+        service_client::Entity::find_by_id(id).filter(service_client::Column::DeletedAt.is_null());
     if let Some(owner) = by.owner_filter() {
         query = query.filter(service_client::Column::OwnerId.eq(owner));
     }
