@@ -128,7 +128,14 @@ impl<E: Endpoint> Endpoint for ProblemCatchAllEndpoint<E> {
             return Ok(resp);
         }
         if oauth {
-            return Ok(oauth_error(resp));
+            let mut out = oauth_error(resp);
+            if status == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = out.data::<PathPattern>().and_then(|p| self.routes.allow(&p.0))
+                && let Ok(v) = HeaderValue::from_str(allow)
+            {
+                out.headers_mut().insert(header::ALLOW, v);
+            }
+            return Ok(out);
         }
         if is_problem(&resp) {
             return Ok(resp);

@@ -924,6 +924,9 @@ async fn bad_token_requests_get_rfc_6749_errors() {
         assert!(reply.status.as_u16() < 500, "{what}: {}", reply.text);
         let body = oauth_error(reply, *status, error);
         assert!(body.get("type").is_none(), "{what}: a problem document");
+        if *status == 405 {
+            assert_eq!(reply.header("allow"), Some("POST"), "{what}");
+        }
     }
 
     // A disabled client.
