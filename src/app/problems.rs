@@ -130,7 +130,9 @@ impl<E: Endpoint> Endpoint for ProblemCatchAllEndpoint<E> {
         if oauth {
             let mut out = oauth_error(resp);
             if status == StatusCode::METHOD_NOT_ALLOWED
-                && let Some(allow) = out.data::<PathPattern>().and_then(|p| self.routes.allow(&p.0))
+                && let Some(allow) = out
+                    .data::<PathPattern>()
+                    .and_then(|p| self.routes.allow(&p.0))
                 && let Ok(v) = HeaderValue::from_str(allow)
             {
                 out.headers_mut().insert(header::ALLOW, v);
