@@ -48,8 +48,9 @@ pub enum GrantType {
     ClientCredentials,
 }
 
-/// RFC 6749 §5.2's error codes, and `slow_down` (RFC 8628, registered for
-/// token endpoint responses) for the rate limit.
+/// What went wrong: RFC 6749 §5.2's error codes, and `slow_down` (RFC 8628,
+/// registered for token endpoint responses) for the rate limit (wait
+/// `Retry-After` seconds).
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 #[oai(rename_all = "snake_case")]
 pub enum OAuthErrorCode {
@@ -68,8 +69,8 @@ pub enum OAuthErrorCode {
 #[derive(Object, Debug, Clone)]
 #[oai(example)]
 pub struct OAuthError {
-    /// What went wrong, from RFC 6749 §5.2's list (`slow_down`: too many
-    /// requests, wait `Retry-After` seconds).
+    // No doc comment here: poem-openapi would wrap the enum's reference in
+    // an `allOf`, which some client generators cannot read.
     pub error: OAuthErrorCode,
     /// One sentence for the developer.
     pub error_description: String,
