@@ -88,7 +88,9 @@ try {
   await page.locator(".scheme-container button.authorize").click();
   const modal = page.locator(".dialog-ux .modal-ux");
   await modal.waitFor();
-  const passwordFlow = modal.locator(".auth-container", { has: page.locator("#oauth_username") });
+  // The OAuth2 scheme's password flow (its client-credentials flow, and
+  // the Bearer scheme, have containers of their own).
+  const passwordFlow = modal.locator(".auth-container", { hasText: /OAuth2, password\)/ });
   await passwordFlow.locator("#oauth_username").fill(username);
   await passwordFlow.locator("#oauth_password").fill(password);
   const tokenReply = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/auth/token");
