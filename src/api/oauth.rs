@@ -641,7 +641,8 @@ pub struct ServerMetadata {
     pub grant_types_supported: Vec<String>,
     pub scopes_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
-    /// Only `token`: tokens come from the token endpoint alone.
+    /// Empty: there is no authorization endpoint (tokens come from the
+    /// token endpoint alone).
     pub response_types_supported: Vec<String>,
     /// Where the API is described.
     pub service_documentation: String,
@@ -830,7 +831,7 @@ impl OAuthApi {
                 "client_secret_basic",
                 "client_secret_post",
             ]),
-            response_types_supported: strings(&["token"]),
+            response_types_supported: Vec::new(),
             service_documentation: format!("{issuer}/docs"),
             issuer,
         }))
