@@ -212,6 +212,11 @@ pub struct Config {
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// The URL clients reach this server at (`https://api.example.com`): the
+    /// OAuth metadata's issuer. When unset, each request's own host is used.
+    #[arg(long, env = "PUBLIC_URL", value_name = "PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
     /// Seconds to let in-flight requests finish on SIGTERM/SIGINT.
     #[arg(
         long,
@@ -246,6 +251,14 @@ impl Config {
             return Err(ConfigError {
                 var: "DATABASE_URL",
                 message: "must start with sqlite: or postgres://".into(),
+            });
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError {
+                var: "PUBLIC_URL",
+                message: format!("`{url}` is not an http(s) URL"),
             });
         }
         for origin in &self.cors_allowed_origins {

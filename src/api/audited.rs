@@ -209,4 +209,13 @@ declare! {
     audit_activate => User, Kind::Security(|s| admin_change(Action::Activate)(s));
     audit_revoke_tokens => User, Kind::Security(|s| admin_change(Action::RevokeTokens)(s));
     audit_admin_read => User, Kind::Security(|s| (s == 403).then_some(Action::Forbidden));
+    audit_client_create => Client, Kind::Security(|s| (200..300).contains(&s).then_some(Action::Create));
+    audit_client_rotate => Client, Kind::Security(|s| (200..300).contains(&s).then_some(Action::RotateSecret));
+    audit_client_disable => Client, Kind::Security(|s| (200..300).contains(&s).then_some(Action::Disable));
+    audit_client_delete => Client, Kind::Security(|s| (200..300).contains(&s).then_some(Action::Delete));
+    audit_token => User, Kind::Security(|s| match s {
+        200..=299 => Some(Action::TokenIssued),
+        400 | 401 | 429 => Some(Action::TokenRefused),
+        _ => None,
+    });
 }

@@ -235,6 +235,11 @@ pub fn session_error(err: SessionError, req: &Request) -> ApiError {
              Make another user an administrator first.",
         ),
         SessionError::Db(e) => e.into(),
+        // Service clients' errors belong to the OAuth token endpoint.
+        SessionError::BadClient | SessionError::NotTheOwner { .. } => {
+            ApiError::unauthorized(BAD_CREDENTIALS)
+        }
+        SessionError::ScopeNotAllowed => ApiError::forbidden("This scope was not granted."),
         SessionError::Limits(e) => {
             tracing::warn!(error = %e, "rate-limit store unavailable");
             ApiError::unavailable()

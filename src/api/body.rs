@@ -83,7 +83,7 @@ fn check_media_type(content_type: Option<&str>) -> Result<(), ApiError> {
 
 /// Bodies are read as sent: a `Content-Encoding` other than `identity` is
 /// refused rather than parsed as if it were plain (RFC 9110 §8.4).
-fn check_content_encoding(req: &Request) -> Result<(), ApiError> {
+pub(crate) fn check_content_encoding(req: &Request) -> Result<(), ApiError> {
     let encoded = req
         .headers()
         .get_all(header::CONTENT_ENCODING)
@@ -187,7 +187,7 @@ impl<'de> serde::Deserialize<'de> for StrictObject {
     }
 }
 
-fn read_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub(crate) fn read_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "The request body is empty; a JSON object is required.",

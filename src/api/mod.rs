@@ -7,10 +7,12 @@ pub mod admin;
 pub mod audited;
 pub mod auth;
 pub mod body;
+pub mod clients;
 pub mod context;
 pub mod doctors;
 pub mod idempotency;
 pub mod mappings;
+pub mod oauth;
 pub mod ops;
 pub mod params;
 pub mod patients;
@@ -33,8 +35,10 @@ use schema::Input;
 /// The tags in the order a new user meets them (Swagger UI shows them so).
 #[derive(Tags)]
 pub enum ApiTags {
-    /// Register, log in, refresh and revoke tokens.
+    /// Register, log in, refresh and revoke tokens; OAuth 2.0 for integrations.
     Auth,
+    /// Service clients: credentials an integration uses to act for you.
+    Clients,
     /// Patient records, visible only to the user who created them.
     Patients,
     /// The shared directory of doctors.
@@ -48,8 +52,9 @@ pub enum ApiTags {
 }
 
 impl ApiTags {
-    pub const ORDER: [&'static str; 6] = [
+    pub const ORDER: [&'static str; 7] = [
         "Auth",
+        "Clients",
         "Patients",
         "Doctors",
         "Mappings",

@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::domain::text::{self, is_allowed, is_space, is_visible};
 use crate::domain::{
-    Age, DoctorName, Email, Gender, IdempotencyKey, Invalid, Limit, LoginName, NewPassword, Offset,
-    PatientName, Scopes, Search, Specialization, Username,
+    Age, ClientName, DoctorName, Email, Gender, IdempotencyKey, Invalid, Limit, LoginName,
+    NewPassword, Offset, PatientName, Scope, Scopes, Search, Specialization, Username,
 };
 
 /// A value read from a request: a JSON body field, or a query, path or
@@ -162,7 +162,13 @@ macro_rules! text_input {
     )*};
 }
 
-text_input!(PatientName, DoctorName, Specialization, LoginName);
+text_input!(
+    PatientName,
+    DoctorName,
+    Specialization,
+    LoginName,
+    ClientName
+);
 
 impl Input for Age {
     fn schema() -> MetaSchema {
@@ -460,24 +466,43 @@ impl Input for Email {
     }
 }
 
+/// The spec's pattern of a scope list: the names and shorthands
+/// `Scopes::parse` knows, separated by spaces, at least one.
+fn scopes_pattern() -> String {
+    let words: Vec<String> = Scope::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .chain(Scopes::SHORTHANDS.iter().map(|(name, _)| *name))
+        .map(|w| w.replace('*', "\\*"))
+        .collect();
+    let word = format!("(?:{})", words.join("|"));
+    format!("^ *{word}(?: +{word})* *$")
+}
+
+/// A list of scopes to grant: at least one.
 impl Input for Scopes {
     fn schema() -> MetaSchema {
+        static PATTERN: OnceLock<String> = OnceLock::new();
         MetaSchema {
             description: Some(
                 "Space-separated scopes: patients:read patients:write doctors:read doctors:write \
                  mappings:read mappings:write (`*:read` and `*:write` stand for every read or \
                  write scope).",
             ),
+            pattern: Some(PATTERN.get_or_init(scopes_pattern).clone()),
             ..MetaSchema::new("string")
         }
     }
 
     fn from_json(value: Value) -> Result<Self, Invalid> {
-        Scopes::parse(&json_string(value)?)
+        Self::from_text(&json_string(value)?)
     }
 
     fn from_text(text: &str) -> Result<Self, Invalid> {
-        Scopes::parse(text)
+        match Scopes::parse(text)? {
+            scopes if scopes.is_empty() => Err(Invalid::new("Give at least one scope.")),
+            scopes => Ok(scopes),
+        }
     }
 }
 

@@ -17,9 +17,11 @@ use sea_orm::DatabaseConnection;
 
 use crate::api::admin::AdminApi;
 use crate::api::auth::AuthApi;
+use crate::api::clients::ClientsApi;
 use crate::api::context::{Sessions, Shared};
 use crate::api::doctors::DoctorsApi;
 use crate::api::mappings::MappingsApi;
+use crate::api::oauth::OAuthApi;
 use crate::api::ops::OpsApi;
 use crate::api::patients::PatientsApi;
 use crate::api::routes::RouteTable;
@@ -147,6 +149,8 @@ fn sessions(
 
 pub type Apis = (
     AuthApi,
+    OAuthApi,
+    ClientsApi,
     PatientsApi,
     DoctorsApi,
     MappingsApi,
@@ -175,6 +179,14 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             AuthApi {
+                sessions: state.sessions.clone(),
+            },
+            OAuthApi {
+                sessions: state.sessions.clone(),
+                public_url: state.config.public_url.clone(),
+            },
+            ClientsApi {
+                db: db.clone(),
                 sessions: state.sessions.clone(),
             },
             PatientsApi { db: db.clone() },

@@ -6,6 +6,7 @@
 //! This module never touches the database itself: what it needs is the
 //! [`AccountStore`] trait, which `store` implements.
 
+pub mod clients;
 pub mod limits;
 pub mod password;
 pub mod sessions;
@@ -19,7 +20,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DbErr;
 
 use crate::domain::{Email, Principal, Username};
-use crate::entity::{refresh_token, user};
+use crate::entity::{refresh_token, service_client, user};
 use tokens::{JwtKeys, TokenError, TokenType};
 
 /// A new account, valid and with its password already hashed.
@@ -110,12 +111,28 @@ pub trait AccountStore: Clone + Send + Sync + 'static {
     fn revoke_family(&self, family: &str) -> impl Future<Output = Result<u64, DbErr>> + Send;
 
     fn revoke_user_tokens(&self, user_id: i64) -> impl Future<Output = Result<u64, DbErr>> + Send;
+
+    /// A service client, deleted or not.
+    fn client(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<service_client::Model>, DbErr>> + Send;
 }
 
 /// How long a user's status is trusted before it is read again:
 /// deactivation and role changes take effect within this time on every
 /// instance, at one indexed read per user per period.
 pub const STATUS_TTL: Duration = Duration::from_secs(5);
+
+/// Whose status a token depends on: its user's, and its service client's
+/// when it has one. Both are checked the same way (active, and tokens
+/// issued before `tokens_valid_after` refused) and trusted for the same
+/// [`STATUS_TTL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject {
+    User(i64),
+    Client(i64),
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Status {
@@ -124,6 +141,41 @@ struct Status {
     /// Access tokens issued (in milliseconds since the epoch) before this
     /// are refused.
     valid_after: Option<i64>,
+    /// A client's owner: the only user its tokens may name.
+    owner: Option<i64>,
+}
+
+impl Status {
+    fn of_user(u: user::Model) -> Self {
+        Self {
+            active: u.is_active,
+            staff: u.is_staff,
+            valid_after: u.tokens_valid_after.map(|t| t.timestamp_millis()),
+            owner: None,
+        }
+    }
+
+    /// A client is active until it is disabled or deleted.
+    fn of_client(c: &service_client::Model) -> Self {
+        Self {
+            active: c.disabled_at.is_none() && c.deleted_at.is_none(),
+            staff: false,
+            valid_after: c.tokens_valid_after.map(|t| t.timestamp_millis()),
+            owner: Some(c.owner_id),
+        }
+    }
+
+    /// Whether a token issued at `issued_at_ms` is still good.
+    fn admits(&self, issued_at_ms: i64) -> bool {
+        self.active && self.valid_after.is_none_or(|after| issued_at_ms >= after)
+    }
+}
+
+/// Whether a token of `client` issued at `issued_at_ms` for `user_id` is
+/// still good: the client active, owned by that user, and not revoked since.
+pub fn client_admits(client: &service_client::Model, user_id: i64, issued_at_ms: i64) -> bool {
+    let status = Status::of_client(client);
+    status.owner == Some(user_id) && status.admits(issued_at_ms)
 }
 
 /// Why an access token was refused.
@@ -149,7 +201,7 @@ pub struct Authenticator<S>(Arc<Inner<S>>);
 struct Inner<S> {
     keys: JwtKeys,
     store: S,
-    status: moka::future::Cache<i64, Option<Status>>,
+    status: moka::future::Cache<Subject, Option<Status>>,
 }
 
 impl<S: AccountStore> Authenticator<S> {
@@ -164,9 +216,27 @@ impl<S: AccountStore> Authenticator<S> {
         }))
     }
 
-    /// Forgets what is cached about a user (after deactivation, say).
-    pub async fn forget(&self, user_id: i64) {
-        self.0.status.invalidate(&user_id).await;
+    /// Forgets what is cached about a user or a client (after deactivation,
+    /// say), so that this instance sees the change at once.
+    pub async fn forget(&self, subject: Subject) {
+        self.0.status.invalidate(&subject).await;
+    }
+
+    async fn status(&self, subject: Subject) -> Result<Option<Status>, AuthError> {
+        let store = self.0.store.clone();
+        self.0
+            .status
+            .try_get_with(subject, async move {
+                match subject {
+                    Subject::User(id) => store.user(id).await.map(|u| u.map(Status::of_user)),
+                    Subject::Client(id) => store
+                        .client(id)
+                        .await
+                        .map(|c| c.as_ref().map(Status::of_client)),
+                }
+            })
+            .await
+            .map_err(|e: Arc<DbErr>| AuthError::Db((*e).clone()))
     }
 
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
@@ -180,33 +250,23 @@ impl<S: AccountStore> Authenticator<S> {
                 TokenError::Invalid => AuthError::Invalid,
             })?;
         let user_id = claims.user_id().ok_or(AuthError::Invalid)?;
-        let store = self.0.store.clone();
-        let status = self
-            .0
-            .status
-            .try_get_with(user_id, async move {
-                store.user(user_id).await.map(|u| {
-                    u.map(|u| Status {
-                        active: u.is_active,
-                        staff: u.is_staff,
-                        valid_after: u.tokens_valid_after.map(|t| t.timestamp_millis()),
-                    })
-                })
-            })
-            .await
-            .map_err(|e: Arc<DbErr>| AuthError::Db((*e).clone()))?;
-        match status {
-            Some(Status {
-                active: true,
-                staff,
-                valid_after,
-            }) if valid_after.is_none_or(|after| claims.issued_at_ms() >= after) => Ok(Principal {
-                user_id,
-                is_staff: staff,
-                client_id: claims.client_id,
-                scopes: claims.scopes(),
-            }),
-            _ => Err(AuthError::Inactive),
+        let issued = claims.issued_at_ms();
+        let user = self
+            .status(Subject::User(user_id))
+            .await?
+            .filter(|s| s.admits(issued))
+            .ok_or(AuthError::Inactive)?;
+        if let Some(client_id) = claims.client_id {
+            self.status(Subject::Client(client_id))
+                .await?
+                .filter(|s| s.owner == Some(user_id) && s.admits(issued))
+                .ok_or(AuthError::Inactive)?;
         }
+        Ok(Principal {
+            user_id,
+            is_staff: user.staff,
+            client_id: claims.client_id,
+            scopes: claims.scopes(),
+        })
     }
 }

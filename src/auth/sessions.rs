@@ -11,10 +11,11 @@ use super::password::{HashError, PasswordHasherPool};
 use super::tokens::{Grant, Issued, JwtKeys, TokenError, TokenType};
 use super::{
     AccountStore, Authenticator, CreateAccountError, NewAccount, NewRefreshToken, StatusError,
+    Subject, client_admits, clients,
 };
 use crate::domain::account::{Strength, username_key};
 use crate::domain::{Email, NewPassword, Principal, Scopes, Username};
-use crate::entity::user;
+use crate::entity::{service_client, user};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -42,6 +43,16 @@ pub enum SessionError {
     Reused { user_id: i64 },
     #[error("no such user")]
     NoSuchUser,
+    /// A service client's id or secret is wrong, or the client (or its
+    /// owner) is no longer active: one answer for all.
+    #[error("client authentication failed")]
+    BadClient,
+    /// A service client asked for a token for someone other than its owner.
+    #[error("the client does not act for this user")]
+    NotTheOwner { user_id: i64 },
+    /// Scopes beyond what the client (or the refreshed token) has.
+    #[error("scope not granted")]
+    ScopeNotAllowed,
     #[error("last active administrator")]
     LastAdmin,
     #[error("database: {0}")]
@@ -229,16 +240,110 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
         scopes: Scopes,
     ) -> Result<(user::Model, Tokens), SessionError> {
         self.check_ip(ip).await?;
+        self.password_grant(ip, None, username, password, Some(scopes))
+            .await
+    }
+
+    /// Counts one request of the OAuth token endpoint against the client
+    /// IP's rate (the same rate as a login's); the grants below do not.
+    pub async fn check_token_request(&self, ip: Option<IpAddr>) -> Result<(), SessionError> {
+        self.check_ip(ip).await
+    }
+
+    /// The OAuth `password` grant (and the login): a person's username and
+    /// password, within the account's failure budget. With `client`, the
+    /// tokens are the client's, narrowed to its scopes, and only its owner
+    /// may log in through it. `requested`: the scopes asked for (all the
+    /// client's, or every scope for a person, when `None`).
+    pub async fn password_grant(
+        &self,
+        ip: Option<IpAddr>,
+        client: Option<&service_client::Model>,
+        username: &str,
+        password: String,
+        requested: Option<Scopes>,
+    ) -> Result<(user::Model, Tokens), SessionError> {
         let user = self.check_password(ip, username, password).await?;
-        let family = uuid::Uuid::new_v4().simple().to_string();
+        if let Some(client) = client
+            && client.owner_id != user.id
+        {
+            return Err(SessionError::NotTheOwner { user_id: user.id });
+        }
+        let allowed = client.map_or(Scopes::ALL, client_scopes);
         let grant = Grant {
             user_id: user.id,
-            client_id: None,
-            scopes,
+            client_id: client.map(|c| c.id),
+            scopes: narrowed(allowed, requested)?,
         };
+        let family = uuid::Uuid::new_v4().simple().to_string();
         let tokens = self.issue_pair(grant, &family).await?;
-        tracing::info!(user_id = user.id, "login succeeded");
+        tracing::info!(
+            user_id = user.id,
+            client_id = grant.client_id,
+            "login succeeded"
+        );
         Ok((user, tokens))
+    }
+
+    /// A service client proves who it is with its id and secret. Unknown
+    /// ids, wrong secrets, disabled or deleted clients and inactive owners
+    /// get the same error.
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<service_client::Model, SessionError> {
+        let id = client_id
+            .parse::<i64>()
+            .ok()
+            .filter(|_| client_id.bytes().all(|b| b.is_ascii_digit()));
+        let client = match id {
+            Some(id) => self.store.client(id).await?,
+            None => None,
+        };
+        let Some(client) = client else {
+            return Err(SessionError::BadClient);
+        };
+        if !clients::secret_matches(secret, &client.secret_hash) {
+            tracing::info!(client_id = client.id, "client authentication failed");
+            return Err(SessionError::BadClient);
+        }
+        let owner_active = self
+            .store
+            .user(client.owner_id)
+            .await?
+            .is_some_and(|u| u.is_active);
+        if !owner_active || !client_admits(&client, client.owner_id, i64::MAX) {
+            tracing::info!(client_id = client.id, "inactive client refused");
+            return Err(SessionError::BadClient);
+        }
+        Ok(client)
+    }
+
+    /// The OAuth `client_credentials` grant: an access token (no refresh
+    /// token, RFC 6749 §4.4.3) for the client's owner, narrowed to the
+    /// client's scopes.
+    pub async fn client_credentials(
+        &self,
+        client: &service_client::Model,
+        requested: Option<Scopes>,
+    ) -> Result<Tokens, SessionError> {
+        let grant = Grant {
+            user_id: client.owner_id,
+            client_id: Some(client.id),
+            scopes: narrowed(client_scopes(client), requested)?,
+        };
+        let access = self.keys.issue(grant, TokenType::Access, None)?;
+        tracing::info!(
+            user_id = client.owner_id,
+            client_id = client.id,
+            "client token issued"
+        );
+        Ok(Tokens {
+            access,
+            refresh: None,
+            scopes: grant.scopes,
+        })
     }
 
     /// Exchanges a refresh token for a new access token (and, with
@@ -250,8 +355,22 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
         token: &str,
     ) -> Result<(i64, Tokens), SessionError> {
         self.check_ip(ip).await?;
+        self.refresh_grant(None, token, None).await
+    }
+
+    /// The OAuth `refresh_token` grant (and the refresh above, with no
+    /// client). A token issued to a service client is only refreshed by
+    /// that client, while it is active and not revoked since the token was
+    /// issued; a person's token by no client. `requested` may narrow the
+    /// scopes, never widen them.
+    pub async fn refresh_grant(
+        &self,
+        client: Option<&service_client::Model>,
+        token: &str,
+        requested: Option<Scopes>,
+    ) -> Result<(i64, Tokens), SessionError> {
         let (claims, record) = self.refresh_record(token).await?;
-        if record.revoked_at.is_some() {
+        if record.revoked_at.is_some() || claims.client_id != client.map(|c| c.id) {
             return Err(SessionError::BadRefreshToken);
         }
         let user = self
@@ -260,6 +379,19 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
             .await?
             .filter(|u| u.is_active)
             .ok_or(SessionError::BadRefreshToken)?;
+        if let Some(client_id) = claims.client_id {
+            // The client's current state, not the one its authentication
+            // read: a token issued before a rotation is refused.
+            let admitted = self
+                .store
+                .client(client_id)
+                .await?
+                .is_some_and(|c| client_admits(&c, user.id, claims.issued_at_ms()));
+            if !admitted {
+                return Err(SessionError::BadRefreshToken);
+            }
+        }
+        let scopes = narrowed(claims.scopes(), requested)?;
         let rotate = self.policy.rotate_refresh_tokens;
         let reused =
             record.rotated_at.is_some() || (rotate && !self.store.mark_rotated(record.id).await?);
@@ -274,8 +406,8 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
         }
         let grant = Grant {
             user_id: user.id,
-            client_id: None,
-            scopes: claims.scopes(),
+            client_id: claims.client_id,
+            scopes,
         };
         let tokens = if rotate {
             self.issue_pair(grant, &record.family).await?
@@ -400,7 +532,7 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
                 "user deactivated; sessions ended"
             );
         }
-        self.authenticator.forget(user_id).await;
+        self.authenticator.forget(Subject::User(user_id)).await;
         Ok(user)
     }
 
@@ -426,6 +558,22 @@ impl<S: AccountStore, L: LimitStore> Sessions<S, L> {
             "tokens revoked by an administrator"
         );
         Ok(revoked)
+    }
+}
+
+/// The scopes a client was granted (as stored).
+fn client_scopes(client: &service_client::Model) -> Scopes {
+    Scopes::parse(&client.scopes).unwrap_or(Scopes::NONE)
+}
+
+/// `requested` when it is within `allowed`; `allowed` when nothing was asked.
+fn narrowed(allowed: Scopes, requested: Option<Scopes>) -> Result<Scopes, SessionError> {
+    match requested {
+        None => Ok(allowed),
+        Some(requested) if requested.is_subset_of(allowed) && !requested.is_empty() => {
+            Ok(requested)
+        }
+        Some(_) => Err(SessionError::ScopeNotAllowed),
     }
 }
 

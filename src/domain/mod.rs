@@ -53,6 +53,11 @@ text_value! {
 }
 
 text_value! {
+    /// A service client's name, for its owner to recognise it by.
+    ClientName, max = 100
+}
+
+text_value! {
     /// A username as typed at login: not checked against the username rule
     /// (an unknown name must cost what a known one does), only bounded.
     LoginName, max = account::Username::MAX_CHARS

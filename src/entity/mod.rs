@@ -9,4 +9,5 @@ pub mod patient_count;
 pub mod record_version;
 pub mod refresh_token;
 pub mod server_setting;
+pub mod service_client;
 pub mod user;

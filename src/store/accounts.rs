@@ -2,10 +2,10 @@
 
 use sea_orm::{DatabaseConnection, DbErr};
 
-use super::{refresh_tokens, users};
+use super::{clients, refresh_tokens, users};
 use crate::auth::{AccountStore, CreateAccountError, NewAccount, NewRefreshToken, StatusError};
 use crate::domain::{Email, Username};
-use crate::entity::{refresh_token, user};
+use crate::entity::{refresh_token, service_client, user};
 
 /// Accounts and their refresh tokens in the database.
 #[derive(Clone)]
@@ -61,5 +61,9 @@ impl AccountStore for Accounts {
 
     async fn revoke_user_tokens(&self, user_id: i64) -> Result<u64, DbErr> {
         refresh_tokens::revoke_user(&self.0, user_id).await
+    }
+
+    async fn client(&self, id: i64) -> Result<Option<service_client::Model>, DbErr> {
+        clients::find(&self.0, id).await
     }
 }

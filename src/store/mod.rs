@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod clients;
 pub mod doctors;
 pub mod history;
 pub mod idempotency;

@@ -642,7 +642,11 @@ async fn finding_06_two_administrators_deactivating_each_other_at_once_leave_one
             .await
             .expect("reset administrators");
         for id in [a.id, b.id] {
-            app.state.sessions.authenticator().forget(id).await;
+            app.state
+                .sessions
+                .authenticator()
+                .forget(healthcare::auth::Subject::User(id))
+                .await;
         }
         let a_token = app.login(&a.username, PASSWORD).await.str("access");
         let b_token = app.login(&b.username, PASSWORD).await.str("access");

@@ -15,6 +15,7 @@ mod flow;
 mod history;
 mod idempotency;
 mod lists;
+mod oauth;
 mod ownership;
 mod security;
 mod spec;

@@ -1,5 +1,7 @@
-// Swagger UI in headless Chromium: log in through the API, create a patient,
-// then in /docs click Authorize, paste the access token, open list_patients,
+// Swagger UI in headless Chromium: register a user and create a patient
+// through the API, then in /docs click Authorize and log in with the OAuth2
+// password flow (username and password typed into the dialog; Swagger UI
+// calls the token endpoint itself, no token is pasted), open list_patients,
 // "Try it out" -> "Execute", and expect a 200 whose body has the patient.
 //
 // Usage: node swagger.spec.mjs BASE_URL [SCREENSHOT_PATH]
@@ -81,15 +83,22 @@ try {
   if (docs.status() !== 200) throw new Error(`/docs answered ${docs.status()}`);
   await page.locator(".swagger-ui .info .title").waitFor();
 
-  // Authorize with the real access token.
+  // Authorize: the OAuth2 scheme's password flow, with the username and
+  // password typed in; Swagger UI gets the token from /api/auth/token.
   await page.locator(".scheme-container button.authorize").click();
   const modal = page.locator(".dialog-ux .modal-ux");
   await modal.waitFor();
-  await modal.locator(".auth-container input").first().fill(access);
-  // The Bearer scheme's form (the OAuth2 flows have their own buttons).
-  await modal.locator('.auth-btn-wrapper button[aria-label="Apply credentials"]').click();
-  await modal.locator(".auth-btn-wrapper button", { hasText: "Logout" }).first().waitFor();
-  await modal.locator(".auth-btn-wrapper button.btn-done").first().click();
+  // The OAuth2 scheme's password flow (its client-credentials flow, and
+  // the Bearer scheme, have containers of their own).
+  const passwordFlow = modal.locator(".auth-container", { hasText: /OAuth2, password\)/ });
+  await passwordFlow.locator("#oauth_username").fill(username);
+  await passwordFlow.locator("#oauth_password").fill(password);
+  const tokenReply = page.waitForResponse((r) => new URL(r.url()).pathname === "/api/auth/token");
+  await passwordFlow.locator('button[aria-label="Apply given OAuth2 credentials"]').click();
+  const tokenStatus = (await tokenReply).status();
+  if (tokenStatus !== 200) throw new Error(`the token endpoint answered ${tokenStatus} to Swagger UI`);
+  await passwordFlow.locator("button", { hasText: "Logout" }).waitFor();
+  await passwordFlow.locator("button.btn-done").click();
   await modal.waitFor({ state: "detached" });
 
   // list_patients: expand, Try it out, Execute.
@@ -114,13 +123,14 @@ try {
   if (curl && !/Authorization: Bearer [\w-]+\.[\w-]+\.[\w-]+/.test(curl)) {
     problems.push("the request Swagger UI sent had no Bearer token");
   }
+  if (curl.includes(access)) problems.push("the request used the setup token, not the one Swagger UI got");
   if (offOrigin.length) problems.push(`the page fetched from other origins (no CDN allowed): ${offOrigin.join(", ")}`);
   if (pageErrors.length) problems.push(`JavaScript errors on the page: ${pageErrors.join("; ")}`);
   if (problems.length) {
     failed = true;
     console.error(`swagger: FAILED\n  ${problems.join("\n  ")}`);
   } else {
-    console.log(`swagger: list_patients via Try it out -> 200 with "${patientName}" (screenshot ${screenshot})`);
+    console.log(`swagger: Authorize (OAuth2 password flow) then list_patients via Try it out -> 200 with "${patientName}" (screenshot ${screenshot})`);
   }
 } catch (err) {
   failed = true;
