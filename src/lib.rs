@@ -16,4 +16,5 @@ pub mod entity;
 pub mod error;
 pub mod metrics;
 pub mod store;
+pub mod webhooks;
 pub mod telemetry;

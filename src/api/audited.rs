@@ -209,4 +209,18 @@ declare! {
     audit_activate => User, Kind::Security(|s| admin_change(Action::Activate)(s));
     audit_revoke_tokens => User, Kind::Security(|s| admin_change(Action::RevokeTokens)(s));
     audit_admin_read => User, Kind::Security(|s| (s == 403).then_some(Action::Forbidden));
+    audit_webhook_create => Webhook, Kind::Security(|s| webhook_change(Action::Create)(s));
+    audit_webhook_update => Webhook, Kind::Security(|s| webhook_change(Action::Update)(s));
+    audit_webhook_delete => Webhook, Kind::Security(|s| webhook_change(Action::Delete)(s));
+    audit_webhook_rotate => Webhook, Kind::Security(|s| webhook_change(Action::RotateSecret)(s));
+}
+
+/// A change of a webhook subscription (where data is sent, with which
+/// secret): its success, and a refusal for lack of rights.
+fn webhook_change(action: Action) -> impl Fn(u16) -> Option<Action> {
+    move |status| match status {
+        200..=299 => Some(action),
+        403 => Some(Action::Forbidden),
+        _ => None,
+    }
 }

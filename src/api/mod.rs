@@ -9,6 +9,7 @@ pub mod auth;
 pub mod body;
 pub mod context;
 pub mod doctors;
+pub mod events;
 pub mod idempotency;
 pub mod mappings;
 pub mod ops;
@@ -18,6 +19,7 @@ pub mod routes;
 pub mod schema;
 pub mod security;
 pub mod versions;
+pub mod webhooks;
 
 use poem_openapi::Tags;
 use poem_openapi::payload::{Json, Payload};
@@ -41,6 +43,10 @@ pub enum ApiTags {
     Doctors,
     /// Which doctors are assigned to which patients.
     Mappings,
+    /// The change feed: every change you may see, in order.
+    Events,
+    /// Signed webhooks: changes sent to your URL as they happen.
+    Webhooks,
     /// Administrators only: users and the audit trail.
     Admin,
     /// Health and readiness probes, metrics.
@@ -48,11 +54,13 @@ pub enum ApiTags {
 }
 
 impl ApiTags {
-    pub const ORDER: [&'static str; 6] = [
+    pub const ORDER: [&'static str; 8] = [
         "Auth",
         "Patients",
         "Doctors",
         "Mappings",
+        "Events",
+        "Webhooks",
         "Admin",
         "Operations",
     ];

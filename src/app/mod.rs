@@ -19,10 +19,12 @@ use crate::api::admin::AdminApi;
 use crate::api::auth::AuthApi;
 use crate::api::context::{Sessions, Shared};
 use crate::api::doctors::DoctorsApi;
+use crate::api::events::EventsApi;
 use crate::api::mappings::MappingsApi;
 use crate::api::ops::OpsApi;
 use crate::api::patients::PatientsApi;
 use crate::api::routes::RouteTable;
+use crate::api::webhooks::WebhooksApi;
 use crate::audit::AuditLog;
 use crate::auth::limits::{Limits, MemoryLimits};
 use crate::auth::password::PasswordHasherPool;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub audit: AuditLog,
     pub config: Arc<Config>,
+    /// The change feed and webhook delivery.
+    pub webhooks: crate::webhooks::Engine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +96,12 @@ impl AppState {
             config.refresh_ttl(),
         );
         let hasher = PasswordHasherPool::new(config.hash_concurrency())?;
+        let webhooks = crate::webhooks::Engine::new(db.clone(), &config, secret.as_bytes());
+        webhooks.start().map_err(StartError::Config)?;
         Ok(Self {
             sessions: Arc::new(sessions(&config, db.clone(), keys, hasher)?),
             audit: AuditLog::start(db.clone()),
+            webhooks,
             db,
             config: Arc::new(config),
         })
@@ -111,9 +118,11 @@ impl AppState {
         );
         let db = DatabaseConnection::default();
         let hasher = PasswordHasherPool::new(1)?;
+        let webhooks = crate::webhooks::Engine::new(db.clone(), &config, b"offline");
         Ok(Self {
             sessions: Arc::new(sessions(&config, db.clone(), keys, hasher)?),
             audit: AuditLog::disabled(),
+            webhooks,
             db,
             config: Arc::new(config),
         })
@@ -150,6 +159,8 @@ pub type Apis = (
     PatientsApi,
     DoctorsApi,
     MappingsApi,
+    EventsApi,
+    WebhooksApi,
     AdminApi,
     OpsApi,
 );
@@ -180,6 +191,14 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
             PatientsApi { db: db.clone() },
             DoctorsApi { db: db.clone() },
             MappingsApi { db: db.clone() },
+            EventsApi {
+                db: db.clone(),
+                engine: state.webhooks.clone(),
+            },
+            WebhooksApi {
+                db: db.clone(),
+                engine: state.webhooks.clone(),
+            },
             AdminApi {
                 db: db.clone(),
                 sessions: state.sessions.clone(),

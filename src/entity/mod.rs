@@ -10,3 +10,6 @@ pub mod record_version;
 pub mod refresh_token;
 pub mod server_setting;
 pub mod user;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
