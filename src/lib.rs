@@ -16,5 +16,5 @@ pub mod entity;
 pub mod error;
 pub mod metrics;
 pub mod store;
-pub mod webhooks;
 pub mod telemetry;
+pub mod webhooks;

@@ -93,7 +93,8 @@ impl MigrationTrait for Migration {
             ("INTEGER PRIMARY KEY AUTOINCREMENT", SQLITE)
         };
         for statement in COMMON.iter().chain(backend) {
-            db.execute_unprepared(&statement.replace("{ID}", id)).await?;
+            db.execute_unprepared(&statement.replace("{ID}", id))
+                .await?;
         }
         Ok(())
     }
@@ -101,8 +102,14 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let db = manager.get_connection();
         let postgres = manager.get_database_backend() == DbBackend::Postgres;
-        for table in ["webhook_attempts", "webhook_deliveries", "webhooks", "feed_cursors"] {
-            db.execute_unprepared(&format!("DROP TABLE {table}")).await?;
+        for table in [
+            "webhook_attempts",
+            "webhook_deliveries",
+            "webhooks",
+            "feed_cursors",
+        ] {
+            db.execute_unprepared(&format!("DROP TABLE {table}"))
+                .await?;
         }
         if postgres {
             db.execute_unprepared("DROP TRIGGER record_versions_announce ON record_versions")

@@ -142,7 +142,8 @@ impl Input for CursorText {
     }
 }
 
-const NOT_OURS: &str = "Not a cursor of this feed: send an event's `id` or a page's `next` unchanged.";
+const NOT_OURS: &str =
+    "Not a cursor of this feed: send an event's `id` or a page's `next` unchanged.";
 
 /// A keyed hash of a position (key and message of fixed length, so a plain
 /// SHA-256 over both is a sound MAC here).

@@ -384,8 +384,16 @@ impl WebhooksApi {
     /// Read a subscription
     ///
     /// 404 when it does not exist or is not the caller's.
-    #[oai(path = "/api/webhooks/:id", method = "get", operation_id = "get_webhook")]
-    async fn get(&self, auth: PersonAuth, id: Path) -> Res<WebhookOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+    #[oai(
+        path = "/api/webhooks/:id",
+        method = "get",
+        operation_id = "get_webhook"
+    )]
+    async fn get(
+        &self,
+        auth: PersonAuth,
+        id: Path,
+    ) -> Res<WebhookOk, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         let row = store::get(&self.db, auth.0.principal.user_id, id.0)
             .await?
             .ok_or_else(not_found)?;
@@ -438,7 +446,11 @@ impl WebhooksApi {
         operation_id = "delete_webhook",
         transform = "audit_webhook_delete"
     )]
-    async fn delete(&self, auth: PersonAuth, id: Path) -> Res<Deleted, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+    async fn delete(
+        &self,
+        auth: PersonAuth,
+        id: Path,
+    ) -> Res<Deleted, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         if store::delete(&self.db, auth.0.principal.user_id, id.0).await? {
             Ok(Deleted::NoContent)
         } else {
@@ -456,7 +468,11 @@ impl WebhooksApi {
         operation_id = "rotate_webhook_secret",
         transform = "audit_webhook_rotate"
     )]
-    async fn rotate(&self, auth: PersonAuth, id: Path) -> Res<SecretRotated, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+    async fn rotate(
+        &self,
+        auth: PersonAuth,
+        id: Path,
+    ) -> Res<SecretRotated, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         let secret = sign::new_secret();
         let row = store::rotate_secret(&self.db, auth.0.principal.user_id, id.0, secret.clone())
             .await?
@@ -476,7 +492,11 @@ impl WebhooksApi {
         method = "post",
         operation_id = "test_webhook"
     )]
-    async fn test(&self, auth: PersonAuth, id: Path) -> Res<TestQueued, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
+    async fn test(
+        &self,
+        auth: PersonAuth,
+        id: Path,
+    ) -> Res<TestQueued, { AUTHED | BAD_REQUEST | NOT_FOUND }> {
         let hook = store::get(&self.db, auth.0.principal.user_id, id.0)
             .await?
             .ok_or_else(not_found)?;

@@ -154,7 +154,10 @@ impl FeedLimit {
     pub fn new(n: i64) -> Result<Self, Invalid> {
         match u64::try_from(n) {
             Ok(n) if (1..=Self::MAX).contains(&n) => Ok(Self(n)),
-            _ => Err(Invalid::new(format!("Must be between 1 and {}.", Self::MAX))),
+            _ => Err(Invalid::new(format!(
+                "Must be between 1 and {}.",
+                Self::MAX
+            ))),
         }
     }
 
@@ -179,7 +182,10 @@ impl WaitSeconds {
     pub fn new(n: i64) -> Result<Self, Invalid> {
         match u64::try_from(n) {
             Ok(n) if n <= Self::MAX => Ok(Self(n)),
-            _ => Err(Invalid::new(format!("Must be between 0 and {}.", Self::MAX))),
+            _ => Err(Invalid::new(format!(
+                "Must be between 0 and {}.",
+                Self::MAX
+            ))),
         }
     }
 

@@ -16,8 +16,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Statement,
+    DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
 use super::{Listed, Page, begin_write, now};
@@ -215,8 +214,7 @@ pub async fn attempts(
     if get(db, owner, id).await?.is_none() {
         return Ok(None);
     }
-    let query =
-        webhook_attempt::Entity::find().filter(webhook_attempt::Column::WebhookId.eq(id));
+    let query = webhook_attempt::Entity::find().filter(webhook_attempt::Column::WebhookId.eq(id));
     let total = query.clone().count(db).await?;
     let rows = query
         .order_by_desc(webhook_attempt::Column::Id)
@@ -312,9 +310,8 @@ async fn dispatch_batch(db: &DatabaseConnection) -> Result<(u64, bool), DbErr> {
             // What the owner may see: doctors, their own patients and
             // those patients' mappings (everything for administrators);
             // only what happened since the subscription began.
-            let visible = event.resource == "doctor"
-                || *is_staff
-                || event.owner_id == Some(hook.owner_id);
+            let visible =
+                event.resource == "doctor" || *is_staff || event.owner_id == Some(hook.owner_id);
             if visible && types.contains(kind) && event.at >= hook.created_at {
                 rows.push(new_delivery(
                     hook.id,

@@ -252,7 +252,10 @@ async fn next_due(db: &DatabaseConnection) -> Option<DateTime<Utc>> {
         .await
         .ok()
         .flatten()
-        .map(|d| d.next_attempt_at.max(d.locked_until.unwrap_or(d.next_attempt_at)))
+        .map(|d| {
+            d.next_attempt_at
+                .max(d.locked_until.unwrap_or(d.next_attempt_at))
+        })
 }
 
 /// Claims due deliveries and sends them, a batch at a time.
@@ -359,7 +362,9 @@ async fn deliver(
         Ok(true) => tracing::warn!(webhook = hook.id, "webhook disabled after failing too long"),
         Ok(false) => {}
         // The claim expires and the delivery is attempted again.
-        Err(err) => tracing::warn!(error = %err, delivery = delivery.id, "recording a webhook attempt failed"),
+        Err(err) => {
+            tracing::warn!(error = %err, delivery = delivery.id, "recording a webhook attempt failed")
+        }
     }
 }
 
@@ -418,7 +423,9 @@ async fn send(
     let error = if status.is_success() {
         None
     } else if status.is_redirection() {
-        Some(format!("The receiver answered {status}; redirects are not followed."))
+        Some(format!(
+            "The receiver answered {status}; redirects are not followed."
+        ))
     } else {
         Some(format!("The receiver answered {status}."))
     };

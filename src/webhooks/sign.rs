@@ -23,14 +23,16 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<
     let key = STANDARD
         .decode(encoded)
         .map_err(|e| format!("the signing secret is not base64: {e}"))?;
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(&key).map_err(|e| format!("signing key: {e}"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| format!("signing key: {e}"))?;
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    Ok(format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes())))
+    Ok(format!(
+        "v1,{}",
+        STANDARD.encode(mac.finalize().into_bytes())
+    ))
 }
 
 #[cfg(test)]
@@ -54,7 +56,10 @@ mod tests {
     fn secrets_are_prefixed_and_long_enough() {
         let s = new_secret();
         assert!(s.starts_with(SECRET_PREFIX));
-        assert_eq!(STANDARD.decode(&s[SECRET_PREFIX.len()..]).unwrap().len(), 32);
+        assert_eq!(
+            STANDARD.decode(&s[SECRET_PREFIX.len()..]).unwrap().len(),
+            32
+        );
         assert_ne!(new_secret(), s);
     }
 }

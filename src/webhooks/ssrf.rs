@@ -39,9 +39,8 @@ fn v4_forbidden(ip: Ipv4Addr) -> bool {
 
 fn v6_forbidden(ip: Ipv6Addr) -> bool {
     let s = ip.segments();
-    let embedded_v4 = |hi: u16, lo: u16| {
-        Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
-    };
+    let embedded_v4 =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
@@ -154,11 +153,9 @@ impl reqwest::dns::Resolve for CheckedResolver {
         let policy = self.0;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs = resolve_checked(&host, 0, policy)
-                .await
-                .map_err(|message| -> Box<dyn std::error::Error + Send + Sync> {
-                    message.into()
-                })?;
+            let addrs = resolve_checked(&host, 0, policy).await.map_err(
+                |message| -> Box<dyn std::error::Error + Send + Sync> { message.into() },
+            )?;
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
@@ -191,7 +188,12 @@ mod tests {
         ] {
             assert!(forbidden(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "64:ff9b::808:808"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "64:ff9b::808:808",
+        ] {
             assert!(!forbidden(ip.parse().unwrap()), "{ip}");
         }
     }

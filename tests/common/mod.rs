@@ -5,6 +5,8 @@
 //! databases made for one test.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
