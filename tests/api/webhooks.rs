@@ -10,30 +10,9 @@ use serde_json::{Value, json};
 use crate::common::receiver::{Mode, Receiver};
 use crate::helpers::*;
 
-/// An app with a database of its own: on PostgreSQL a fresh database
-/// (every instance on a database delivers its webhooks, and the other
-/// tests' apps run with other webhook settings), dropped after the test.
-async fn hook_app(
-    configure: impl FnOnce(&mut healthcare::config::Config),
-) -> (TestApp, Option<FreshPg>) {
-    let fresh = match pg_url() {
-        Some(url) => Some(FreshPg::create(&url).await),
-        None => None,
-    };
-    let url = fresh.as_ref().map(|f| f.url.clone());
-    let app = spawn_app_with(move |c| {
-        if let Some(url) = url {
-            c.database_url = url;
-        }
-        configure(c);
-    })
-    .await;
-    (app, fresh)
-}
-
 /// An app whose webhooks may reach the local receiver, retrying fast.
 async fn open_app() -> (TestApp, Option<FreshPg>) {
-    hook_app(|c| {
+    spawn_isolated_app(|c| {
         c.webhook_allow_http = true;
         c.webhook_allow_private_networks = true;
         c.webhook_retry_base_ms = 50;
@@ -250,7 +229,7 @@ async fn urls_inside_the_network_are_refused_without_connecting() {
 #[tokio::test]
 async fn deliveries_to_addresses_inside_the_network_are_refused_at_send_time() {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
-    let (app, _db) = hook_app(|c| {
+    let (app, _db) = spawn_isolated_app(|c| {
         c.webhook_allow_http = true;
         c.webhook_retry_base_ms = 50;
     })
@@ -476,7 +455,7 @@ async fn a_receiver_down_for_a_while_gets_every_event_once_per_message_id() {
 
 #[tokio::test]
 async fn a_subscription_failing_past_its_window_fails_and_is_disabled() {
-    let (app, _db) = hook_app(|c| {
+    let (app, _db) = spawn_isolated_app(|c| {
         c.webhook_allow_http = true;
         c.webhook_allow_private_networks = true;
         c.webhook_retry_base_ms = 50;

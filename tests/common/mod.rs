@@ -288,6 +288,26 @@ pub fn test_config(database_url: &str) -> Config {
     config
 }
 
+/// An app with a database of its own: on PostgreSQL a fresh database,
+/// dropped after the test (keep the second value alive until the end), for
+/// tests that must see no other test's records or background work (every
+/// instance on a database delivers its webhooks, with its own settings).
+pub async fn spawn_isolated_app(configure: impl FnOnce(&mut Config)) -> (TestApp, Option<FreshPg>) {
+    let fresh = match pg_url() {
+        Some(url) => Some(FreshPg::create(&url).await),
+        None => None,
+    };
+    let url = fresh.as_ref().map(|f| f.url.clone());
+    let app = spawn_app_with(move |c| {
+        if let Some(url) = url {
+            c.database_url = url;
+        }
+        configure(c);
+    })
+    .await;
+    (app, fresh)
+}
+
 /// The real application, served on a local socket.
 pub struct TestApp {
     pub address: String,
