@@ -209,6 +209,8 @@ declare! {
     audit_activate => User, Kind::Security(|s| admin_change(Action::Activate)(s));
     audit_revoke_tokens => User, Kind::Security(|s| admin_change(Action::RevokeTokens)(s));
     audit_admin_read => User, Kind::Security(|s| (s == 403).then_some(Action::Forbidden));
+    // The feed tells which patients changed, when and by whom: a listing.
+    audit_events_read => Patient, Kind::Disclosure(Action::List);
     audit_webhook_create => Webhook, Kind::Security(|s| webhook_change(Action::Create)(s));
     audit_webhook_update => Webhook, Kind::Security(|s| webhook_change(Action::Update)(s));
     audit_webhook_delete => Webhook, Kind::Security(|s| webhook_change(Action::Delete)(s));

@@ -11,6 +11,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use serde_json::Value;
 
 use super::ApiTags;
+use super::audited::*;
 use super::doctors::Doctor;
 use super::mappings::Mapping;
 use super::params::QueryArg;
@@ -333,7 +334,12 @@ impl EventsApi {
     /// the kinds of record it has the `:read` scope of (`patients:read`,
     /// `doctors:read`, `mappings:read`; none of them: 403). A cursor not
     /// made by this server is a 400.
-    #[oai(path = "/api/events", method = "get", operation_id = "list_events")]
+    #[oai(
+        path = "/api/events",
+        method = "get",
+        operation_id = "list_events",
+        transform = "audit_events_read"
+    )]
     async fn list(
         &self,
         auth: Auth,

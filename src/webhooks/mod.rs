@@ -208,10 +208,16 @@ async fn listen(engine: Engine) {
 async fn sequencer(engine: Engine) {
     loop {
         let _ = tokio::time::timeout(IDLE_POLL, engine.0.sequence.notified()).await;
-        match feed::sequence(&engine.0.db).await {
-            Ok(n) if n > 0 => engine.0.positioned.send_modify(|v| *v = v.wrapping_add(1)),
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = %err, "feed sequencer failed; retrying"),
+        // Until nothing is left (a pass positions at most a batch).
+        loop {
+            match feed::sequence(&engine.0.db).await {
+                Ok(n) if n > 0 => engine.0.positioned.send_modify(|v| *v = v.wrapping_add(1)),
+                Ok(_) => break,
+                Err(err) => {
+                    tracing::warn!(error = %err, "feed sequencer failed; retrying");
+                    break;
+                }
+            }
         }
     }
 }

@@ -376,6 +376,19 @@ async fn every_change_is_delivered_signed_with_the_record_only_when_asked() {
         assert!(a.get("error").is_none());
     }
 
+    // The metrics count deliveries by outcome and show the queue.
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    for series in [
+        "webhook_deliveries_total{outcome=\"delivered\"}",
+        "webhook_queue_depth",
+        "webhook_oldest_pending_seconds",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
+
     // A test message, signed like the others.
     let test = app
         .post(
