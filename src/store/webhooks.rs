@@ -282,16 +282,26 @@ async fn dispatch_batch(db: &DatabaseConnection) -> Result<(u64, bool), DbErr> {
         .all(&txn)
         .await?;
     let owners: Vec<i64> = hooks.iter().map(|h| h.owner_id).collect();
-    let staff: Vec<i64> = user::Entity::find()
+    // Who the owners are now: a deactivated account's subscriptions send
+    // nothing; an administrator's see everything.
+    let accounts: Vec<(i64, bool)> = user::Entity::find()
         .select_only()
         .column(user::Column::Id)
+        .column(user::Column::IsStaff)
         .filter(user::Column::Id.is_in(owners))
-        .filter(user::Column::IsStaff.eq(true))
+        .filter(user::Column::IsActive.eq(true))
         .into_tuple()
         .all(&txn)
         .await?;
+    let active: Vec<i64> = accounts.iter().map(|(id, _)| *id).collect();
+    let staff: Vec<i64> = accounts
+        .iter()
+        .filter(|(_, is_staff)| *is_staff)
+        .map(|(id, _)| *id)
+        .collect();
     let subscribed: Vec<(&webhook::Model, EventTypes, bool)> = hooks
         .iter()
+        .filter(|h| active.contains(&h.owner_id))
         .map(|h| {
             (
                 h,

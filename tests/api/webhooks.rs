@@ -529,3 +529,55 @@ async fn a_subscription_failing_past_its_window_fails_and_is_disabled() {
     assert_eq!(on.json()["enabled"], true);
     assert!(on.json().get("disabled_reason").is_none());
 }
+
+/// A subscription sends only what its owner may see now: nothing once the
+/// owner's account is deactivated (the shared doctors directory included).
+#[tokio::test]
+async fn a_deactivated_owners_subscription_sends_nothing() {
+    let (app, _db) = open_app().await;
+    let owner = app.user().await;
+    let admin = app.make_admin(&app.user().await).await;
+    let receiver = Receiver::start().await;
+    subscribe(
+        &app,
+        &owner.access,
+        &receiver.url(),
+        &["doctor.created"],
+        "id-only",
+    )
+    .await;
+    app.create_doctor(&admin.access, "Before Deactivation")
+        .await;
+    receiver
+        .wait_for(Duration::from_secs(20), "the first doctor", |r| {
+            r.len() == 1
+        })
+        .await;
+    let off = app
+        .post(
+            &format!("/api/users/{}/deactivate/", owner.id),
+            Some(&admin.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    app.create_doctor(&admin.access, "After Deactivation").await;
+    // The dispatcher has passed the second doctor once another owner's
+    // subscription got it.
+    let witness = Receiver::start().await;
+    subscribe(
+        &app,
+        &admin.access,
+        &witness.url(),
+        &["doctor.created"],
+        "id-only",
+    )
+    .await;
+    app.create_doctor(&admin.access, "Witnessed").await;
+    witness
+        .wait_for(Duration::from_secs(20), "the witnessed doctor", |r| {
+            !r.is_empty()
+        })
+        .await;
+    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received());
+}
