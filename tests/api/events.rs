@@ -293,3 +293,52 @@ async fn a_reader_following_concurrent_writers_sees_every_event_once_in_order() 
         );
     }
 }
+
+/// A service client's token sees the kinds of record it holds the read
+/// scope of; none of them is a 403. Webhooks need a person's session.
+#[tokio::test]
+async fn service_clients_see_the_kinds_their_read_scopes_allow() {
+    use healthcare::auth::tokens::{Grant, TokenType};
+    use healthcare::domain::Scopes;
+    let (app, _db) = spawn_isolated_app(|_| {}).await;
+    let user = app.user().await;
+    let patient = id_of(&app.create_patient(&user.access, "Scoped").await);
+    let doctor = id_of(&app.create_doctor(&user.access, "Dr. Scoped").await);
+    let token = |scopes: &str| {
+        app.state
+            .sessions
+            .keys()
+            .issue(
+                Grant {
+                    user_id: user.id,
+                    client_id: Some(1),
+                    scopes: Scopes::parse(scopes).unwrap(),
+                },
+                TokenType::Access,
+                None,
+            )
+            .unwrap()
+            .token
+    };
+    let doctors_only = token("doctors:read");
+    let (events, _) = follow(&app, &doctors_only, None, 100).await;
+    assert_eq!(about(&events, "doctor", &[doctor]).len(), 1);
+    assert!(
+        about(&events, "patient", &[patient]).is_empty(),
+        "{events:?}"
+    );
+    let (events, _) = follow(&app, &token("*:read"), None, 100).await;
+    assert_eq!(about(&events, "patient", &[patient]).len(), 1);
+    let writer = token("patients:write");
+    let refused = app.get("/api/events/", &writer).await;
+    refused.problem(403);
+    assert!(
+        refused
+            .header("www-authenticate")
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    app.get("/api/webhooks/", &token("*:read *:write"))
+        .await
+        .problem(403);
+}
