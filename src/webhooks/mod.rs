@@ -41,6 +41,9 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Deliveries a worker claims at once.
 const CLAIM_BATCH: u64 = 8;
 
+/// Deliveries one instance sends at once.
+const MAX_IN_FLIGHT: usize = 32;
+
 /// How deliveries are made.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -248,24 +251,31 @@ async fn dispatcher(engine: Engine) {
     }
 }
 
-/// When the next pending delivery is due, if any.
+/// When the next pending delivery that nobody holds is due, if any (one in
+/// flight comes back when its claim expires).
 async fn next_due(db: &DatabaseConnection) -> Option<DateTime<Utc>> {
+    use sea_orm::sea_query::Condition;
     use sea_orm::{ColumnTrait, QueryOrder};
+    let now = Utc::now();
     webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::State.eq("pending"))
+        .filter(
+            Condition::any()
+                .add(webhook_delivery::Column::LockedUntil.is_null())
+                .add(webhook_delivery::Column::LockedUntil.lte(now)),
+        )
         .order_by_asc(webhook_delivery::Column::NextAttemptAt)
         .one(db)
         .await
         .ok()
         .flatten()
-        .map(|d| {
-            d.next_attempt_at
-                .max(d.locked_until.unwrap_or(d.next_attempt_at))
-        })
+        .map(|d| d.next_attempt_at)
 }
 
-/// Claims due deliveries and sends them, a batch at a time.
+/// Claims due deliveries and sends them, up to [`MAX_IN_FLIGHT`] at once;
+/// each is sent on its own, so a slow receiver holds up no other.
 async fn worker(engine: Engine, client: reqwest::Client) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut last_gauges = Instant::now() - IDLE_POLL;
     loop {
         if last_gauges.elapsed() >= IDLE_POLL {
@@ -274,12 +284,21 @@ async fn worker(engine: Engine, client: reqwest::Client) {
                 crate::metrics::webhook_queue(depth, oldest);
             }
         }
+        let free = slots.available_permits();
+        if free == 0 {
+            // Every slot busy: wait for one to free up.
+            if let Ok(permit) = slots.clone().acquire_owned().await {
+                drop(permit);
+            }
+            continue;
+        }
         let due = next_due(&engine.0.db).await;
         let now = Utc::now();
         let claimed = match due {
             Some(at) if at <= now => {
                 let lease = now + engine.0.settings.lease();
-                queue::claim(&engine.0.db, lease, CLAIM_BATCH)
+                let n = u64::try_from(free).unwrap_or(1).min(CLAIM_BATCH);
+                queue::claim(&engine.0.db, lease, n)
                     .await
                     .unwrap_or_else(|err| {
                         tracing::warn!(error = %err, "claiming webhook deliveries failed");
@@ -296,13 +315,18 @@ async fn worker(engine: Engine, client: reqwest::Client) {
             let _ = tokio::time::timeout(wait, engine.0.queued.notified()).await;
             continue;
         }
-        // The batch at once: one slow receiver does not hold up the others.
-        let mut sends = tokio::task::JoinSet::new();
         for (delivery, hook) in claimed {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
             let (engine, client) = (engine.clone(), client.clone());
-            sends.spawn(async move { deliver(&engine, &client, delivery, hook).await });
+            tokio::spawn(async move {
+                deliver(&engine, &client, delivery, hook).await;
+                drop(permit);
+                // A retry it scheduled may be due before the next look.
+                engine.poke();
+            });
         }
-        while sends.join_next().await.is_some() {}
     }
 }
 
