@@ -114,6 +114,17 @@ pub async fn page(
         .filter(visible)
         .order_by_asc(record_version::Column::Position)
         .limit(limit);
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Read your writes: a change answered before this request is in
+        // the page even if the sequencer has not reached it yet.
+        let waiting = record_version::Entity::find()
+            .filter(record_version::Column::Position.is_null())
+            .one(db)
+            .await?;
+        if waiting.is_some() {
+            sequence(db).await?;
+        }
+    }
     if settle && db.get_database_backend() == DbBackend::Sqlite {
         let txn = super::begin_write(db).await?;
         let rows = query.all(&txn).await?;
