@@ -439,6 +439,14 @@ async fn a_receiver_down_for_a_while_gets_every_event_once_per_message_id() {
     receiver
         .wait_for(Duration::from_secs(20), "a 503", |r| r.len() >= 2)
         .await;
+    // A redirect is not followed: a failure, retried later.
+    receiver.set_mode(Mode::Answer(307));
+    let before = receiver.received().len();
+    receiver
+        .wait_for(Duration::from_secs(20), "a redirect", |r| {
+            r.iter().skip(before).any(|r| r.answered == Some(307))
+        })
+        .await;
     receiver.set_mode(Mode::Answer(204));
     receiver
         .wait_for(Duration::from_secs(30), "every event delivered", |_| {
@@ -457,6 +465,13 @@ async fn a_receiver_down_for_a_while_gets_every_event_once_per_message_id() {
         .collect();
     about.sort();
     assert_eq!(about, patients);
+    let attempts = eventually_attempts(&app, &user.access, id, 1).await;
+    let redirected = attempts
+        .iter()
+        .find(|a| a["status_code"] == 307)
+        .expect("a 307 attempt");
+    let error = redirected["error"].as_str().unwrap();
+    assert!(error.contains("redirects are not followed"), "{error}");
     // Each message id was answered 2xx once: no retry after a success.
     let successes = receiver
         .received()

@@ -64,7 +64,11 @@ pub struct Receiver {
 }
 
 #[handler]
-async fn hook(req: &Request, body: Vec<u8>, Data(state): Data<&Arc<Mutex<State>>>) -> StatusCode {
+async fn hook(
+    req: &Request,
+    body: Vec<u8>,
+    Data(state): Data<&Arc<Mutex<State>>>,
+) -> poem::Response {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -85,10 +89,14 @@ async fn hook(req: &Request, body: Vec<u8>, Data(state): Data<&Arc<Mutex<State>>
         answered,
     });
     match answered {
-        Some(status) => StatusCode::from_u16(status).unwrap(),
+        // A redirect points back here: following it would be a second delivery.
+        Some(status) => poem::Response::builder()
+            .status(StatusCode::from_u16(status).unwrap())
+            .header("location", "/hook")
+            .finish(),
         None => {
             std::future::pending::<()>().await;
-            StatusCode::OK
+            poem::Response::default()
         }
     }
 }
