@@ -226,6 +226,37 @@ pub struct Config {
         global = true
     )]
     pub shutdown_grace: u64,
+
+    /// Accept `http://` webhook URLs (tests and local development only).
+    #[arg(long, env = "WEBHOOK_ALLOW_HTTP", value_name = "WEBHOOK_ALLOW_HTTP", default_value = "false",
+          value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_http: bool,
+
+    /// Let webhooks reach loopback, private and link-local addresses (tests only).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_NETWORKS", value_name = "WEBHOOK_ALLOW_PRIVATE_NETWORKS",
+          default_value = "false", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private_networks: bool,
+
+    /// Seconds a webhook receiver has to answer.
+    #[arg(long, env = "WEBHOOK_TIMEOUT", value_name = "WEBHOOK_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=10), global = true)]
+    pub webhook_timeout: u64,
+
+    /// First retry delay of a failed delivery in milliseconds; doubled at
+    /// each attempt (at most an hour), with jitter.
+    #[arg(long, env = "WEBHOOK_RETRY_BASE_MS", value_name = "WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(10..=3_600_000), global = true)]
+    pub webhook_retry_base_ms: u64,
+
+    /// Seconds a delivery is retried before it is marked failed.
+    #[arg(long, env = "WEBHOOK_RETRY_FOR", value_name = "WEBHOOK_RETRY_FOR", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..=2_592_000), global = true)]
+    pub webhook_retry_for: u64,
+
+    /// Seconds of failing deliveries (no success) after which a subscription is disabled.
+    #[arg(long, env = "WEBHOOK_DISABLE_AFTER", value_name = "WEBHOOK_DISABLE_AFTER", default_value_t = 432_000,
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000), global = true)]
+    pub webhook_disable_after: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

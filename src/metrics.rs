@@ -127,3 +127,19 @@ fn pool_stats(db: &DatabaseConnection) -> (u32, u32, u32) {
 fn idle(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
+
+/// One webhook delivery attempt, by what came of it: `delivered`, `retry`,
+/// `failed` (given up) or `cancelled`.
+pub fn webhook_delivery(outcome: &'static str) {
+    metrics::counter!("webhook_deliveries_total", "outcome" => outcome).increment(1);
+}
+
+/// The delivery queue: deliveries waiting, and the age of the oldest.
+pub fn webhook_queue(depth: u64, oldest: Option<chrono::DateTime<chrono::Utc>>) {
+    #[allow(clippy::cast_precision_loss)]
+    metrics::gauge!("webhook_queue_depth").set(depth as f64);
+    let age = oldest.map_or(0.0, |at| {
+        (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    metrics::gauge!("webhook_oldest_pending_seconds").set(age);
+}

@@ -218,4 +218,20 @@ declare! {
         400 | 401 | 429 => Some(Action::TokenRefused),
         _ => None,
     });
+    // The feed tells which patients changed, when and by whom: a listing.
+    audit_events_read => Patient, Kind::Disclosure(Action::List);
+    audit_webhook_create => Webhook, Kind::Security(|s| webhook_change(Action::Create)(s));
+    audit_webhook_update => Webhook, Kind::Security(|s| webhook_change(Action::Update)(s));
+    audit_webhook_delete => Webhook, Kind::Security(|s| webhook_change(Action::Delete)(s));
+    audit_webhook_rotate => Webhook, Kind::Security(|s| webhook_change(Action::RotateSecret)(s));
+}
+
+/// A change of a webhook subscription (where data is sent, with which
+/// secret): its success, and a refusal for lack of rights.
+fn webhook_change(action: Action) -> impl Fn(u16) -> Option<Action> {
+    move |status| match status {
+        200..=299 => Some(action),
+        403 => Some(Action::Forbidden),
+        _ => None,
+    }
 }

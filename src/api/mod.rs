@@ -10,6 +10,7 @@ pub mod body;
 pub mod clients;
 pub mod context;
 pub mod doctors;
+pub mod events;
 pub mod idempotency;
 pub mod mappings;
 pub mod oauth;
@@ -20,6 +21,7 @@ pub mod routes;
 pub mod schema;
 pub mod security;
 pub mod versions;
+pub mod webhooks;
 
 use poem_openapi::Tags;
 use poem_openapi::payload::{Json, Payload};
@@ -45,6 +47,10 @@ pub enum ApiTags {
     Doctors,
     /// Which doctors are assigned to which patients.
     Mappings,
+    /// The change feed: every change you may see, in order.
+    Events,
+    /// Signed webhooks: changes sent to your URL as they happen.
+    Webhooks,
     /// Administrators only: users and the audit trail.
     Admin,
     /// Health and readiness probes, metrics.
@@ -52,12 +58,14 @@ pub enum ApiTags {
 }
 
 impl ApiTags {
-    pub const ORDER: [&'static str; 7] = [
+    pub const ORDER: [&'static str; 9] = [
         "Auth",
         "Clients",
         "Patients",
         "Doctors",
         "Mappings",
+        "Events",
+        "Webhooks",
         "Admin",
         "Operations",
     ];

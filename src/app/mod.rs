@@ -20,11 +20,13 @@ use crate::api::auth::AuthApi;
 use crate::api::clients::ClientsApi;
 use crate::api::context::{Sessions, Shared};
 use crate::api::doctors::DoctorsApi;
+use crate::api::events::EventsApi;
 use crate::api::mappings::MappingsApi;
 use crate::api::oauth::OAuthApi;
 use crate::api::ops::OpsApi;
 use crate::api::patients::PatientsApi;
 use crate::api::routes::RouteTable;
+use crate::api::webhooks::WebhooksApi;
 use crate::audit::AuditLog;
 use crate::auth::limits::{Limits, MemoryLimits};
 use crate::auth::password::PasswordHasherPool;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub audit: AuditLog,
     pub config: Arc<Config>,
+    /// The change feed and webhook delivery.
+    pub webhooks: crate::webhooks::Engine,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,9 +98,12 @@ impl AppState {
             config.refresh_ttl(),
         );
         let hasher = PasswordHasherPool::new(config.hash_concurrency())?;
+        let webhooks = crate::webhooks::Engine::new(db.clone(), &config, secret.as_bytes());
+        webhooks.start().map_err(StartError::Config)?;
         Ok(Self {
             sessions: Arc::new(sessions(&config, db.clone(), keys, hasher)?),
             audit: AuditLog::start(db.clone()),
+            webhooks,
             db,
             config: Arc::new(config),
         })
@@ -113,9 +120,11 @@ impl AppState {
         );
         let db = DatabaseConnection::default();
         let hasher = PasswordHasherPool::new(1)?;
+        let webhooks = crate::webhooks::Engine::new(db.clone(), &config, b"offline");
         Ok(Self {
             sessions: Arc::new(sessions(&config, db.clone(), keys, hasher)?),
             audit: AuditLog::disabled(),
+            webhooks,
             db,
             config: Arc::new(config),
         })
@@ -154,6 +163,8 @@ pub type Apis = (
     PatientsApi,
     DoctorsApi,
     MappingsApi,
+    EventsApi,
+    WebhooksApi,
     AdminApi,
     OpsApi,
 );
@@ -192,6 +203,14 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
             PatientsApi { db: db.clone() },
             DoctorsApi { db: db.clone() },
             MappingsApi { db: db.clone() },
+            EventsApi {
+                db: db.clone(),
+                engine: state.webhooks.clone(),
+            },
+            WebhooksApi {
+                db: db.clone(),
+                engine: state.webhooks.clone(),
+            },
             AdminApi {
                 db: db.clone(),
                 sessions: state.sessions.clone(),

@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod events;
 pub mod page;
 pub mod principal;
 pub mod text;

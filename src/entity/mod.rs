@@ -11,3 +11,6 @@ pub mod refresh_token;
 pub mod server_setting;
 pub mod service_client;
 pub mod user;
+pub mod webhook;
+pub mod webhook_attempt;
+pub mod webhook_delivery;

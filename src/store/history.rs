@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
 };
 
 use super::{Listed, Page};
@@ -31,7 +32,7 @@ pub(super) async fn insert<T: serde::Serialize>(
 ) -> Result<(), DbErr> {
     let data = serde_json::to_string(version.row)
         .map_err(|e| DbErr::Custom(format!("serialising a version: {e}")))?;
-    record_version::ActiveModel {
+    let inserted = record_version::ActiveModel {
         resource: Set(version.resource.as_str().to_string()),
         resource_id: Set(version.id),
         version: Set(version.version),
@@ -47,6 +48,19 @@ pub(super) async fn insert<T: serde::Serialize>(
     }
     .insert(txn)
     .await?;
+    if txn.get_database_backend() == DbBackend::Sqlite {
+        // Writers take turns on SQLite (`BEGIN IMMEDIATE`), so ids are
+        // handed out in commit order and never reused: the id is the feed
+        // position. PostgreSQL positions versions after commit
+        // (`super::feed::sequence`).
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "UPDATE record_versions SET position = id WHERE id = ?",
+            [inserted.id.into()],
+        ))
+        .await?;
+    }
+    super::feed::announce();
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod audit;
 pub mod clients;
 pub mod doctors;
+pub mod feed;
 pub mod history;
 pub mod idempotency;
 pub mod limits;
@@ -17,6 +18,7 @@ pub mod refresh_tokens;
 pub mod settings;
 pub mod sqlite_file;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

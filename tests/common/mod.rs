@@ -5,6 +5,8 @@
 //! databases made for one test.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -284,6 +286,26 @@ pub fn test_config(database_url: &str) -> Config {
     config.db_max_connections = 5;
     config.password_hash_concurrency = 2;
     config
+}
+
+/// An app with a database of its own: on PostgreSQL a fresh database,
+/// dropped after the test (keep the second value alive until the end), for
+/// tests that must see no other test's records or background work (every
+/// instance on a database delivers its webhooks, with its own settings).
+pub async fn spawn_isolated_app(configure: impl FnOnce(&mut Config)) -> (TestApp, Option<FreshPg>) {
+    let fresh = match pg_url() {
+        Some(url) => Some(FreshPg::create(&url).await),
+        None => None,
+    };
+    let url = fresh.as_ref().map(|f| f.url.clone());
+    let app = spawn_app_with(move |c| {
+        if let Some(url) = url {
+            c.database_url = url;
+        }
+        configure(c);
+    })
+    .await;
+    (app, fresh)
 }
 
 /// The real application, served on a local socket.

@@ -19,3 +19,4 @@ mod metrics;
 mod outage;
 mod proxy;
 mod shutdown;
+mod webhooks;
