@@ -298,38 +298,27 @@ async fn a_reader_following_concurrent_writers_sees_every_event_once_in_order() 
 /// scope of; none of them is a 403. Webhooks need a person's session.
 #[tokio::test]
 async fn service_clients_see_the_kinds_their_read_scopes_allow() {
-    use healthcare::auth::tokens::{Grant, TokenType};
-    use healthcare::domain::Scopes;
     let (app, _db) = spawn_isolated_app(|_| {}).await;
     let user = app.user().await;
     let patient = id_of(&app.create_patient(&user.access, "Scoped").await);
     let doctor = id_of(&app.create_doctor(&user.access, "Dr. Scoped").await);
-    let token = |scopes: &str| {
-        app.state
-            .sessions
-            .keys()
-            .issue(
-                Grant {
-                    user_id: user.id,
-                    client_id: Some(1),
-                    scopes: Scopes::parse(scopes).unwrap(),
-                },
-                TokenType::Access,
-                None,
-            )
-            .unwrap()
-            .token
-    };
-    let doctors_only = token("doctors:read");
+    let client = app.new_client(&user, "*:read *:write").await;
+    let doctors_only = app.client_token(&client, Some("doctors:read")).await;
     let (events, _) = follow(&app, &doctors_only, None, 100).await;
     assert_eq!(about(&events, "doctor", &[doctor]).len(), 1);
     assert!(
         about(&events, "patient", &[patient]).is_empty(),
         "{events:?}"
     );
-    let (events, _) = follow(&app, &token("*:read"), None, 100).await;
+    let (events, _) = follow(
+        &app,
+        &app.client_token(&client, Some("*:read")).await,
+        None,
+        100,
+    )
+    .await;
     assert_eq!(about(&events, "patient", &[patient]).len(), 1);
-    let writer = token("patients:write");
+    let writer = app.client_token(&client, Some("patients:write")).await;
     let refused = app.get("/api/events/", &writer).await;
     refused.problem(403);
     assert!(
@@ -338,7 +327,7 @@ async fn service_clients_see_the_kinds_their_read_scopes_allow() {
             .unwrap()
             .contains("insufficient_scope")
     );
-    app.get("/api/webhooks/", &token("*:read *:write"))
+    app.get("/api/webhooks/", &app.client_token(&client, None).await)
         .await
         .problem(403);
 }

@@ -15,7 +15,7 @@ const TOKEN: &str = "/api/auth/token";
 const CLIENTS: &str = "/api/clients/";
 
 /// A service client as created: its numbers and its secret.
-struct Client {
+pub(crate) struct Client {
     id: i64,
     client_id: String,
     secret: String,
@@ -48,7 +48,7 @@ impl TestApp {
             .await
     }
 
-    async fn new_client(&self, owner: &User, scopes: &str) -> Client {
+    pub(crate) async fn new_client(&self, owner: &User, scopes: &str) -> Client {
         let reply = self
             .post(
                 CLIENTS,
@@ -67,7 +67,7 @@ impl TestApp {
     }
 
     /// An access token for `client` (client_credentials, HTTP Basic).
-    async fn client_token(&self, client: &Client, scope: Option<&str>) -> String {
+    pub(crate) async fn client_token(&self, client: &Client, scope: Option<&str>) -> String {
         let mut params = vec![("grant_type", "client_credentials")];
         if let Some(scope) = scope {
             params.push(("scope", scope));
