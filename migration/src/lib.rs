@@ -12,6 +12,7 @@ mod m20261128_000007_create_audit_events_table;
 mod m20261128_000008_add_list_indexes;
 mod m20261128_000009_create_patient_counts_table;
 mod m20261129_000010_keep_every_version;
+mod m20261129_000012_create_auth_limits_table;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000008_add_list_indexes::Migration),
             Box::new(m20261128_000009_create_patient_counts_table::Migration),
             Box::new(m20261129_000010_keep_every_version::Migration),
+            Box::new(m20261129_000012_create_auth_limits_table::Migration),
         ]
     }
 }

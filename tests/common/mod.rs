@@ -8,9 +8,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use healthcare::app::{AppState, build_app};
+use healthcare::app::{AppState, run_until};
 use healthcare::config::Config;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -283,6 +282,10 @@ pub fn test_config(database_url: &str) -> Config {
     config.jwt_secret = None;
     config.db_max_connections = 5;
     config.password_hash_concurrency = 2;
+    // On PostgreSQL the rate limits live in the database every test shares:
+    // each app gets budgets of its own, as a separate deployment would.
+    config.limit_scope = Some(unique("test-"));
+    config.shutdown_drain = 0;
     config
 }
 
@@ -304,18 +307,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(&database.url);
     configure(&mut config);
     let state = AppState::connect(config).await.expect("app state");
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let port = acceptor.local_addr()[0]
-        .as_socket_addr()
-        .expect("socket address")
-        .port();
-    let app = build_app(&state);
-    tokio::spawn(async move {
-        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-    });
+    let port = listener.local_addr().expect("socket address").port();
+    // The server the binary runs, with its connection limits.
+    tokio::spawn(run_until(state.clone(), listener, std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()
