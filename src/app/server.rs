@@ -323,11 +323,11 @@ pub async fn serve<E>(
     let mut draining = false;
     let mut backoff = MIN_BACKOFF;
 
-    loop {
+    'accepting: loop {
         // At the cap with every connection in a request: wait for a slot.
         while registry.live() >= max && !registry.any_waiting() {
             tokio::select! {
-                () = &mut stop => return close(registry, stage_tx, grace).await,
+                () = &mut stop => break 'accepting,
                 () = registry.freed.notified() => {}
                 // A connection that finishes a request becomes evictable
                 // without freeing its slot; look again now and then.
@@ -336,7 +336,7 @@ pub async fn serve<E>(
         }
         tokio::select! {
             biased;
-            () = &mut stop => return close(registry, stage_tx, grace).await,
+            () = &mut stop => break 'accepting,
             () = &mut drain, if !draining => {
                 draining = true;
                 stage_tx.send_replace(Stage::Draining);
@@ -368,7 +368,7 @@ pub async fn serve<E>(
                     );
                     registry.evict_oldest_waiting(None);
                     tokio::select! {
-                        () = &mut stop => return close(registry, stage_tx, grace).await,
+                        () = &mut stop => break 'accepting,
                         () = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -388,6 +388,9 @@ pub async fn serve<E>(
             }
         }
     }
+    // Closed first: new connections are refused from now on.
+    drop(listener);
+    close(registry, stage_tx, grace).await;
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(10);
