@@ -17,5 +17,6 @@ mod idempotency;
 mod lists;
 mod ownership;
 mod security;
+mod sharding;
 mod spec;
 mod tokens;

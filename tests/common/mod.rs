@@ -307,6 +307,28 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(&database.url);
     configure(&mut config);
     let state = AppState::connect(config).await.expect("app state");
+    serve_app(state, database).await
+}
+
+/// The real application, with `prepare` applied to its database connection
+/// before anything uses it (a metric callback that sees every statement).
+pub async fn spawn_app_on(prepare: impl FnOnce(&mut DatabaseConnection)) -> TestApp {
+    let database = TestDatabase::new();
+    let config = test_config(&database.url);
+    let mut db = healthcare::store::connect(
+        &config.database_url,
+        config.db_max_connections,
+        Duration::from_secs(config.db_acquire_timeout),
+    )
+    .await
+    .expect("connect");
+    healthcare::store::migrate(&db).await.expect("migrate");
+    prepare(&mut db);
+    let state = AppState::with_db(config, db).await.expect("app state");
+    serve_app(state, database).await
+}
+
+async fn serve_app(state: AppState, database: TestDatabase) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
