@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use poem::middleware::{CatchPanic, NormalizePath, TrailingSlash};
 use poem::{Endpoint, EndpointExt, Route};
-use tokio::net::TcpListener;
 use poem_openapi::{OpenApi, OpenApiService};
 use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
 
 use crate::api::admin::AdminApi;
 use crate::api::auth::AuthApi;

@@ -478,7 +478,8 @@ async fn serve_connection<E: Endpoint + 'static>(
     };
     let mut builder = http1::Builder::new();
     builder.keep_alive(true).header_read_timeout(None);
-    let mut connection = pin!(builder.serve_connection(io, service));
+    // Boxed, so that dropping it below closes the socket before the slot is freed.
+    let mut connection = Box::pin(builder.serve_connection(io, service));
     let mut closing = false;
     let mut watching = true;
     loop {

@@ -205,7 +205,8 @@ impl LimitStore for DatabaseLimits {
     }
 
     async fn remembered(&self, key: &str) -> Result<bool, LimitError> {
-        let sql = format!("SELECT 1 AS known FROM auth_limits WHERE key = $1 AND tat_us > {NOW_US}");
+        let sql =
+            format!("SELECT 1 AS known FROM auth_limits WHERE key = $1 AND tat_us > {NOW_US}");
         let row = self
             .db
             .query_one_raw(Statement::from_sql_and_values(

@@ -256,10 +256,7 @@ pub async fn delete(
             ),
         );
     }
-    let deleted = update
-        .exec_with_returning(&txn)
-        .await?
-        .pop();
+    let deleted = update.exec_with_returning(&txn).await?.pop();
     let Some(mapping) = deleted else {
         return Ok(false);
     };

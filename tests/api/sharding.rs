@@ -24,7 +24,9 @@ async fn every_statement_on_an_owners_patients_and_mappings_names_the_owner() {
         let seen = seen.clone();
         spawn_app_on(move |db| {
             db.set_metric_callback(move |info| {
-                seen.lock().expect("statements").push(info.statement.sql.clone());
+                seen.lock()
+                    .expect("statements")
+                    .push(info.statement.sql.clone());
             });
         })
         .await
@@ -40,20 +42,35 @@ async fn every_statement_on_an_owners_patients_and_mappings_names_the_owner() {
     let did = id_of(&doctor);
     let calls: Vec<(Method, String, Option<serde_json::Value>)> = vec![
         (Method::GET, format!("/api/patients/{pid}/"), None),
-        (Method::GET, "/api/patients/?search=sue&limit=5".into(), None),
+        (
+            Method::GET,
+            "/api/patients/?search=sue&limit=5".into(),
+            None,
+        ),
         (Method::GET, "/api/patients/".into(), None),
         (
             Method::PUT,
             format!("/api/patients/{pid}/"),
             Some(json!({"name": "Sharded Sue", "age": 31, "gender": "Female"})),
         ),
-        (Method::PATCH, format!("/api/patients/{pid}/"), Some(json!({"age": 32}))),
+        (
+            Method::PATCH,
+            format!("/api/patients/{pid}/"),
+            Some(json!({"age": 32})),
+        ),
         (Method::GET, format!("/api/patients/{pid}/history/"), None),
         (Method::GET, format!("/api/patients/{pid}/history/1/"), None),
     ];
     for (method, path, body) in calls {
-        let reply = app.request(method.clone(), &path, Some(&user.access), body).await;
-        assert!(reply.status.is_success(), "{method} {path}: {} {}", reply.status, reply.text);
+        let reply = app
+            .request(method.clone(), &path, Some(&user.access), body)
+            .await;
+        assert!(
+            reply.status.is_success(),
+            "{method} {path}: {} {}",
+            reply.status,
+            reply.text
+        );
     }
     let mapping = app
         .expect(
@@ -74,12 +91,26 @@ async fn every_statement_on_an_owners_patients_and_mappings_names_the_owner() {
             .await;
     }
     // Someone else's attempts are scoped to them too (and find nothing).
-    let reply = app.get(&format!("/api/patients/{pid}/"), &other.access).await;
+    let reply = app
+        .get(&format!("/api/patients/{pid}/"), &other.access)
+        .await;
     assert_eq!(reply.status, 404, "{}", reply.text);
-    app.expect(204, Method::DELETE, &format!("/api/mappings/{mid}/"), Some(&user.access), None)
-        .await;
-    app.expect(204, Method::DELETE, &format!("/api/patients/{pid}/"), Some(&user.access), None)
-        .await;
+    app.expect(
+        204,
+        Method::DELETE,
+        &format!("/api/mappings/{mid}/"),
+        Some(&user.access),
+        None,
+    )
+    .await;
+    app.expect(
+        204,
+        Method::DELETE,
+        &format!("/api/patients/{pid}/"),
+        Some(&user.access),
+        None,
+    )
+    .await;
 
     let statements = seen.lock().expect("statements").clone();
     let owner = Regex::new(r#""patients"\."created_by" = "#).expect("regex");
@@ -93,10 +124,18 @@ async fn every_statement_on_an_owners_patients_and_mappings_names_the_owner() {
             continue;
         }
         checked += 1;
-        let scoped = if sql.trim_start().to_uppercase().starts_with("INSERT INTO \"PATIENTS\"") {
+        let scoped = if sql
+            .trim_start()
+            .to_uppercase()
+            .starts_with("INSERT INTO \"PATIENTS\"")
+        {
             // A new row carries its owner.
             sql.contains("\"created_by\"")
-        } else if sql.trim_start().to_uppercase().starts_with("INSERT INTO \"MAPPINGS\"") {
+        } else if sql
+            .trim_start()
+            .to_uppercase()
+            .starts_with("INSERT INTO \"MAPPINGS\"")
+        {
             // Mappings have no owner column yet (docs/scaling.md: the first
             // step of the distributed path adds one); the insert follows a
             // read of the patient that names the owner.

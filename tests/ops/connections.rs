@@ -257,7 +257,11 @@ async fn at_the_connection_cap_the_oldest_waiting_connection_makes_room() {
     // A ninth, real client is served at once...
     let reply = server.get("/healthz", None).await;
     assert_eq!(reply.status, 200);
-    assert!(reply.elapsed < Duration::from_secs(1), "{:?}", reply.elapsed);
+    assert!(
+        reply.elapsed < Duration::from_secs(1),
+        "{:?}",
+        reply.elapsed
+    );
     // ...and the first of the waiting ones was closed to make room.
     assert!(closed_within(&mut waiting[0], Duration::from_secs(1)).await);
     assert!(!closed_within(&mut waiting[7], Duration::from_millis(200)).await);

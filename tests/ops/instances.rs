@@ -96,7 +96,11 @@ async fn two_instances_started_together_migrate_once_and_accept_each_others_toke
 
 /// Wrong-password logins sent to `servers` in turn until one is refused;
 /// how many were answered 401 first, and the refusal.
-async fn failures_until_refused(servers: &[&Server], username: &str, most: usize) -> (usize, Reply) {
+async fn failures_until_refused(
+    servers: &[&Server],
+    username: &str,
+    most: usize,
+) -> (usize, Reply) {
     let body = serde_json::json!({"username": username, "password": "not-the-password-1"});
     let mut failures = 0;
     for attempt in 0..most {
@@ -145,7 +149,10 @@ async fn two_instances_on_one_database_give_an_account_one_budget_and_a_client_o
         .iter()
         .map(|r| r.try_get::<String>("", "key").expect("key"))
         .collect();
-    assert!(keys.iter().any(|k| k.ends_with(&format!("fail:{victim}"))), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k.ends_with(&format!("fail:{victim}"))),
+        "{keys:?}"
+    );
     let _ = direct.close().await;
     a.stop(Duration::from_secs(20)).await;
     b.stop(Duration::from_secs(20)).await;
@@ -159,7 +166,8 @@ async fn two_instances_on_one_database_give_an_account_one_budget_and_a_client_o
     let mut allowed = 0;
     for attempt in 0..30 {
         let server = if attempt % 2 == 0 { &a } else { &b };
-        let body = serde_json::json!({"username": unique("nobody"), "password": "whatever-it-is-1"});
+        let body =
+            serde_json::json!({"username": unique("nobody"), "password": "whatever-it-is-1"});
         let reply = server.post("/api/auth/login/", None, &body).await;
         match reply.status.as_u16() {
             401 => allowed += 1,

@@ -152,7 +152,8 @@ async fn sigterm_during_a_slow_request_lets_it_complete_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_does_not_wait_for_a_stalled_request_beyond_the_grace_period() {
     let db = TestDatabase::new();
-    let mut server = Server::start(&db.url, &[("SHUTDOWN_GRACE", "1"), ("SHUTDOWN_DRAIN", "0")]).await;
+    let mut server =
+        Server::start(&db.url, &[("SHUTDOWN_GRACE", "1"), ("SHUTDOWN_DRAIN", "0")]).await;
     let user = server.user().await;
     let (mut stream, _rest) = half_sent_create(&server, &user.access, &unique("stalled-")).await;
 
