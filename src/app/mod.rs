@@ -132,7 +132,7 @@ fn sessions(
     hasher: PasswordHasherPool,
 ) -> Result<Sessions, StartError> {
     let limits = Limits::new(
-        LimitBackend::for_database(&db, config.limit_scope.as_deref()),
+        LimitBackend::for_database(&config.database_url, &db, config.limit_scope.as_deref()),
         config.auth_rate_per_minute,
         config.login_attempts_per_hour,
     );

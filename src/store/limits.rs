@@ -28,15 +28,17 @@ pub enum LimitBackend {
 
 impl LimitBackend {
     /// Shared by every instance on PostgreSQL; in this process otherwise
-    /// (SQLite serves one instance). `scope` prefixes the keys (tests that
-    /// share a database give each server its own).
-    pub fn for_database(db: &DatabaseConnection, scope: Option<&str>) -> Self {
-        match db.get_database_backend() {
-            DbBackend::Postgres => Self::Database(DatabaseLimits {
+    /// (SQLite serves one instance). Chosen by the URL, as the connection
+    /// may be a placeholder (`healthcare openapi`). `scope` prefixes the keys
+    /// (tests that share a database give each server its own).
+    pub fn for_database(database_url: &str, db: &DatabaseConnection, scope: Option<&str>) -> Self {
+        if database_url.starts_with("postgres") {
+            Self::Database(DatabaseLimits {
                 db: db.clone(),
                 scope: scope.map(|s| format!("{s}:")).unwrap_or_default(),
-            }),
-            _ => Self::Memory(MemoryLimits::default()),
+            })
+        } else {
+            Self::Memory(MemoryLimits::default())
         }
     }
 }
