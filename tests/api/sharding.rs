@@ -84,7 +84,8 @@ async fn every_statement_on_an_owners_patients_and_mappings_names_the_owner() {
     let mid = mapping.id();
     for path in [
         "/api/mappings/".to_string(),
-        format!("/api/mappings/{mid}/"),
+        // The mappings of one patient.
+        format!("/api/mappings/{pid}/"),
         format!("/api/patients/{pid}/doctors/"),
     ] {
         app.expect(200, Method::GET, &path, Some(&user.access), None)
