@@ -76,6 +76,7 @@ retried() {
 }
 wait_status() {
     for _ in $(seq 200); do
+        kill -0 "$HAPROXY_PID" 2>/dev/null || { echo "haproxy exited:"; cat "$WORK/haproxy.log"; exit 1; }
         [[ "$(server_status "$1")" == "$2"* ]] && return 0
         sleep 0.05
     done
@@ -129,6 +130,10 @@ PY
     [[ "$lost" -eq 0 && "$unaudited" -eq 0 ]] || { echo "FAIL: $name lost writes or audit events"; exit 1; }
     if [[ "$expect_no_failures" == yes && "$failed" -ne 0 ]]; then
         echo "FAIL: $name failed $failed requests"; exit 1
+    fi
+    # At most the requests in flight on the killed instance: one per client.
+    if [[ "$failed" -gt "$WORKERS" ]]; then
+        echo "FAIL: $name failed $failed requests, more than were in flight"; exit 1
     fi
 }
 

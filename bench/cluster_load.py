@@ -2,7 +2,8 @@
 """Mixed traffic through the load balancer for bench/cluster.sh (standard
 library only).
 
-Usage: cluster_load.py BASE_URL OUT_DIR STOP_FILE [WORKERS]
+Usage: cluster_load.py setup BASE_URL DIR WORKERS
+       cluster_load.py BASE_URL DIR/RUN STOP_FILE [WORKERS]
 
 Each worker logs in as its own user (registered by `setup`) and, until
 STOP_FILE exists, sends on one keep-alive connection: reads of its patients
@@ -126,7 +127,8 @@ class Worker(threading.Thread):
 
 
 def run(base, out_dir, stop_file, workers):
-    with open(os.path.join(out_dir, "users.json")) as f:
+    # Written by `setup` into the directory above each run's.
+    with open(os.path.join(out_dir, os.pardir, "users.json")) as f:
         users = json.load(f)[:workers]
     lock, acked, failures = threading.Lock(), [], []
     threads = [Worker(base, u, stop_file, lock, acked, failures) for u in users]
