@@ -10,6 +10,9 @@
 #
 # Needs PostgreSQL (PG_URL_BASE), cargo, python3, curl, psql; installs
 # Debian's haproxy with apt-get when it is missing (as root, or with sudo).
+# Settings: CLUSTER_PROFILE (release), CLUSTER_WORKERS (8 clients),
+# CLUSTER_LOAD_SECONDS (6), CLUSTER_DRAIN (SHUTDOWN_DRAIN, 2 s),
+# CLUSTER_PORT_BASE (18100: HAProxy; +1..+3 the instances; +9 its statistics).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +22,9 @@ WORKERS="${CLUSTER_WORKERS:-8}"
 LOAD_SECONDS="${CLUSTER_LOAD_SECONDS:-6}"
 DRAIN="${CLUSTER_DRAIN:-2}"
 TARGET="${CARGO_TARGET_DIR:-target}"
-BIN="$TARGET/release/healthcare"
+# release (the default) or debug (what CI has built already).
+PROFILE="${CLUSTER_PROFILE:-release}"
+BIN="$TARGET/$PROFILE/healthcare"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/healthcare-cluster.XXXXXX")"
 db="healthcare_cluster_$(date +%s)_$$"
 DB_URL="$PG_URL_BASE/$db"
@@ -29,6 +34,7 @@ declare -a PIDS=("" "" "" "")
 HAPROXY_PID=""
 
 cleanup() {
+    exec 2>/dev/null # bash reports every killed job; nothing to see here
     for i in 1 2 3; do
         [[ -n "${PIDS[$i]}" ]] && kill -9 "${PIDS[$i]}" 2>/dev/null || true
     done
@@ -44,8 +50,8 @@ if ! command -v haproxy >/dev/null; then
     else sudo apt-get install -y -q haproxy >/dev/null; fi
 fi
 
-echo "== building the release binary"
-cargo build --release -q
+echo "== building the $PROFILE binary"
+if [[ "$PROFILE" == release ]]; then cargo build --release -q; else cargo build -q; fi
 
 psql "$PG_URL_BASE/postgres" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $db"
 "$BIN" migrate --database-url "$DB_URL" >"$WORK/migrate.log" 2>&1
