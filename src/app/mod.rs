@@ -240,6 +240,8 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
 /// the pool.
 pub async fn serve(state: AppState) -> Result<(), StartError> {
     let files = crate::config::raise_open_file_limit();
+    // Before the listener exists: see `shutdown_signal`.
+    let shutdown = shutdown_signal();
     let addr = state.config.bind_addr;
     let listener = TcpListener::bind(addr)
         .await
@@ -250,7 +252,7 @@ pub async fn serve(state: AppState) -> Result<(), StartError> {
         open_file_limit = files,
         "listening"
     );
-    run_until(state, listener, shutdown_signal()).await
+    run_until(state, listener, shutdown).await
 }
 
 /// Serves on `listener` until `shutdown` resolves. Then `/readyz` answers
@@ -299,32 +301,48 @@ pub async fn run_until(
     tokio::pin!(watch_signal);
     tokio::pin!(serving);
     tokio::select! {
-        () = &mut serving => {}
+        biased;
         () = &mut watch_signal => serving.await,
+        () = &mut serving => {}
     }
     tracing::info!("closing the database pool");
     state.db.close().await?;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: the server answers requests
+/// from other threads as soon as it accepts, and a SIGTERM arriving before
+/// the handlers would kill the process outright.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        let on = |s: &mut Option<tokio::signal::unix::Signal>| {
+            let s = s.take();
+            async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = on(&mut interrupt) => {},
+            () = on(&mut terminate) => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received");
+    }
 }
