@@ -257,6 +257,40 @@ pub struct Config {
     #[arg(long, env = "WEBHOOK_DISABLE_AFTER", value_name = "WEBHOOK_DISABLE_AFTER", default_value_t = 432_000,
           value_parser = clap::value_parser!(u64).range(1..=31_536_000), global = true)]
     pub webhook_disable_after: u64,
+    /// Seconds between SIGTERM/SIGINT and closing the listener: `/readyz`
+    /// answers 503 at once and requests are still served, so that a load
+    /// balancer takes the instance out before it stops accepting.
+    #[arg(long, env = "SHUTDOWN_DRAIN", value_name = "SHUTDOWN_DRAIN", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=600), global = true)]
+    pub shutdown_drain: u64,
+
+    /// Seconds a connection has to send a request's headers (from when it
+    /// opens, or from the first byte of a later request); then it is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT", value_name = "HEADER_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+    pub header_read_timeout: u64,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, env = "KEEP_ALIVE_TIMEOUT", value_name = "KEEP_ALIVE_TIMEOUT", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub keep_alive_timeout: u64,
+
+    /// Seconds a request body has to arrive once its headers have.
+    #[arg(long, env = "BODY_READ_TIMEOUT", value_name = "BODY_READ_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600), global = true)]
+    pub body_read_timeout: u64,
+
+    /// Concurrent connections (0: the open-file limit less the database pool
+    /// and 64 spare, at most 10,000).
+    #[arg(long, env = "MAX_CONNECTIONS", value_name = "MAX_CONNECTIONS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000), global = true)]
+    pub max_connections: u32,
+
+    /// A prefix for the rate-limit keys kept in the database, so that tests
+    /// sharing one database do not share budgets. Not a setting: every
+    /// instance of a deployment shares them.
+    #[arg(skip)]
+    pub limit_scope: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -311,6 +345,17 @@ impl Config {
         Duration::from_secs(self.refresh_token_ttl)
     }
 
+    /// The connection cap: `MAX_CONNECTIONS`, or when 0, what the open-file
+    /// limit leaves after the database pool and some spare descriptors.
+    pub fn connection_cap(&self) -> usize {
+        if self.max_connections > 0 {
+            return self.max_connections as usize;
+        }
+        let files = open_file_limit().unwrap_or(1024);
+        let reserved = u64::from(self.db_max_connections) + 64;
+        usize::try_from(files.saturating_sub(reserved).clamp(16, 10_000)).unwrap_or(10_000)
+    }
+
     pub fn hash_concurrency(&self) -> usize {
         match self.password_hash_concurrency {
             // Half the cores (at least one): logins never take every core
@@ -327,4 +372,41 @@ impl Config {
         config.database_url = database_url.to_string();
         config
     }
+}
+
+/// The soft limit on open files of this process.
+pub fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    ok.then_some(limit.rlim_cur)
+}
+
+/// Raises the soft limit on open files to the hard limit (as Go's runtime
+/// does): the default soft limit (often 1,024) is what a server on a busy
+/// host runs out of first. Returns the limit now in force.
+pub fn raise_open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return Some(raised.rlim_cur);
+            }
+        }
+    }
+    Some(limit.rlim_cur)
 }

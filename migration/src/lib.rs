@@ -13,6 +13,7 @@ mod m20261128_000008_add_list_indexes;
 mod m20261128_000009_create_patient_counts_table;
 mod m20261129_000010_keep_every_version;
 mod m20261129_000011_create_service_clients_table;
+mod m20261129_000012_create_auth_limits_table;
 mod m20261129_000013_change_feed_and_webhooks;
 
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000009_create_patient_counts_table::Migration),
             Box::new(m20261129_000010_keep_every_version::Migration),
             Box::new(m20261129_000011_create_service_clients_table::Migration),
+            Box::new(m20261129_000012_create_auth_limits_table::Migration),
             Box::new(m20261129_000013_change_feed_and_webhooks::Migration),
         ]
     }

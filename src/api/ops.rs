@@ -1,5 +1,8 @@
 //! Probes and the root redirect.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use sea_orm::DatabaseConnection;
@@ -28,6 +31,23 @@ pub enum Redirect {
 
 pub struct OpsApi {
     pub db: DatabaseConnection,
+    pub draining: Draining,
+}
+
+/// Set once the server is shutting down: `/readyz` answers 503 from then
+/// on, so that load balancers stop sending requests while the server still
+/// serves the ones that arrive meanwhile.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 #[OpenApi(tag = "ApiTags::Operations")]
@@ -44,9 +64,13 @@ impl OpsApi {
 
     /// Readiness probe
     ///
-    /// 200 when the database answers; 503 problem (with `Retry-After`) otherwise.
+    /// 200 when the database answers; 503 problem (with `Retry-After`) when
+    /// it does not, and from the moment the server is asked to shut down.
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self) -> Res<HealthOk, UNAVAILABLE> {
+        if self.draining.is_set() {
+            return Err(ApiError::unavailable_because("The server is shutting down.").into());
+        }
         match self.db.ping().await {
             Ok(()) => Ok(HealthOk::Ok(Json(Health {
                 status: "ok".into(),

@@ -4,16 +4,17 @@
 pub mod cors;
 pub mod observe;
 pub mod problems;
+pub mod server;
 pub mod spec;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Listener, TcpListener};
 use poem::middleware::{CatchPanic, NormalizePath, TrailingSlash};
-use poem::{Endpoint, EndpointExt, Route, Server};
+use poem::{Endpoint, EndpointExt, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
 
 use crate::api::admin::AdminApi;
 use crate::api::auth::AuthApi;
@@ -23,12 +24,12 @@ use crate::api::doctors::DoctorsApi;
 use crate::api::events::EventsApi;
 use crate::api::mappings::MappingsApi;
 use crate::api::oauth::OAuthApi;
-use crate::api::ops::OpsApi;
+use crate::api::ops::{Draining, OpsApi};
 use crate::api::patients::PatientsApi;
 use crate::api::routes::RouteTable;
 use crate::api::webhooks::WebhooksApi;
 use crate::audit::AuditLog;
-use crate::auth::limits::{Limits, MemoryLimits};
+use crate::auth::limits::Limits;
 use crate::auth::password::PasswordHasherPool;
 use crate::auth::sessions::Policy;
 use crate::auth::tokens::JwtKeys;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The change feed and webhook delivery.
     pub webhooks: crate::webhooks::Engine,
+    /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
+    pub draining: Draining,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,7 @@ impl AppState {
             webhooks,
             db,
             config: Arc::new(config),
+            draining: Draining::default(),
         })
     }
 
@@ -127,6 +131,7 @@ impl AppState {
             webhooks,
             db,
             config: Arc::new(config),
+            draining: Draining::default(),
         })
     }
 }
@@ -138,7 +143,7 @@ fn sessions(
     hasher: PasswordHasherPool,
 ) -> Result<Sessions, StartError> {
     let limits = Limits::new(
-        LimitBackend::Memory(MemoryLimits::default()),
+        LimitBackend::for_database(&config.database_url, &db, config.limit_scope.as_deref()),
         config.auth_rate_per_minute,
         config.login_attempts_per_hour,
     );
@@ -215,7 +220,10 @@ pub fn api_service(state: &AppState) -> OpenApiService<Apis, ()> {
                 db: db.clone(),
                 sessions: state.sessions.clone(),
             },
-            OpsApi { db },
+            OpsApi {
+                db,
+                draining: state.draining.clone(),
+            },
         ),
         "Healthcare API",
         env!("CARGO_PKG_VERSION"),
@@ -259,57 +267,113 @@ pub fn build_app(state: &AppState) -> impl Endpoint + 'static {
         ))
 }
 
-/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish within
-/// the configured grace period and closes the pool.
+/// Serves until SIGINT/SIGTERM, then drains (see [`run_until`]) and closes
+/// the pool.
 pub async fn serve(state: AppState) -> Result<(), StartError> {
+    let files = crate::config::raise_open_file_limit();
+    // Before the listener exists: see `shutdown_signal`.
+    let shutdown = shutdown_signal();
     let addr = state.config.bind_addr;
-    let acceptor = TcpListener::bind(addr)
-        .into_acceptor()
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!(%addr, "listening");
-    run_until(state, acceptor, shutdown_signal()).await
+    tracing::info!(
+        %addr,
+        max_connections = state.config.connection_cap(),
+        open_file_limit = files,
+        "listening"
+    );
+    run_until(state, listener, shutdown).await
 }
 
-/// Serves on `acceptor` until `shutdown` resolves; then stops accepting,
-/// gives in-flight requests the grace period and closes the pool. Tests
-/// drive shutdown through `shutdown`.
-pub async fn run_until<A>(
+/// Serves on `listener` until `shutdown` resolves. Then `/readyz` answers
+/// 503 at once while requests are still served for `SHUTDOWN_DRAIN` seconds
+/// (each response closing its connection), so that a load balancer stops
+/// sending any; then the listener closes, requests in progress get
+/// `SHUTDOWN_GRACE` seconds to finish, and the pool is closed. Tests drive
+/// shutdown through `shutdown`.
+pub async fn run_until(
     state: AppState,
-    acceptor: A,
+    listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), StartError>
-where
-    A: poem::listener::Acceptor + 'static,
-{
-    let grace = Duration::from_secs(state.config.shutdown_grace);
+) -> Result<(), StartError> {
+    let config = &state.config;
+    let grace = Duration::from_secs(config.shutdown_grace);
+    let drain_for = Duration::from_secs(config.shutdown_drain);
+    let limits = server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(config.header_read_timeout),
+        keep_alive_timeout: Duration::from_secs(config.keep_alive_timeout),
+        body_read_timeout: Duration::from_secs(config.body_read_timeout),
+        max_connections: config.connection_cap(),
+    };
     let app = build_app(&state);
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown, Some(grace))
-        .await?;
-    tracing::info!("stopped accepting; closing the database pool");
+    let (signalled, signal) = tokio::sync::watch::channel(false);
+    let draining = state.draining.clone();
+    let watch_signal = async move {
+        shutdown.await;
+        draining.start();
+        tracing::info!(
+            drain_seconds = drain_for.as_secs(),
+            "shutting down: /readyz answers 503; still serving until the drain period ends"
+        );
+        let _ = signalled.send(true);
+    };
+    let mut on_drain = signal.clone();
+    let mut on_stop = signal;
+    let drain = async move {
+        let _ = on_drain.wait_for(|s| *s).await;
+    };
+    let stop = async move {
+        let _ = on_stop.wait_for(|s| *s).await;
+        tokio::time::sleep(drain_for).await;
+        tracing::info!("stopped accepting; finishing the requests in progress");
+    };
+    let serving = server::serve(listener, app, limits, drain, stop, grace);
+    tokio::pin!(watch_signal);
+    tokio::pin!(serving);
+    tokio::select! {
+        biased;
+        () = &mut watch_signal => serving.await,
+        () = &mut serving => {}
+    }
+    tracing::info!("closing the database pool");
     state.db.close().await?;
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: the server answers requests
+/// from other threads as soon as it accepts, and a SIGTERM arriving before
+/// the handlers would kill the process outright.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        let on = |s: &mut Option<tokio::signal::unix::Signal>| {
+            let s = s.take();
+            async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = on(&mut interrupt) => {},
+            () = on(&mut terminate) => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutdown signal received");
     }
-    tracing::info!("shutdown signal received");
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown signal received");
+    }
 }

@@ -6,7 +6,8 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect, RelationTrait, Select,
+    EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect, QueryTrait, RelationTrait,
+    Select,
 };
 
 use super::history::NewVersion;
@@ -230,18 +231,32 @@ pub async fn delete(
     let Some((found, Some(doctor))) = found else {
         return Ok(false);
     };
-    let owner = patient_owner(&txn, found.patient_id).await?;
-    let deleted = mapping::Entity::update_many()
+    // An owner's statements name the owner (docs/scaling.md): the visible
+    // row is theirs, and the update is limited to their patients' mappings.
+    let owner = match principal.owner_filter() {
+        Some(owner) => owner,
+        None => patient_owner(&txn, found.patient_id).await?,
+    };
+    let mut update = mapping::Entity::update_many()
         .col_expr(mapping::Column::DeletedAt, Expr::value(super::now()))
         .col_expr(
             mapping::Column::Version,
             Expr::col(mapping::Column::Version).add(1),
         )
         .filter(mapping::Column::Id.eq(mapping_id))
-        .filter(mapping::Column::DeletedAt.is_null())
-        .exec_with_returning(&txn)
-        .await?
-        .pop();
+        .filter(mapping::Column::DeletedAt.is_null());
+    if let Some(owner) = principal.owner_filter() {
+        update = update.filter(
+            mapping::Column::PatientId.in_subquery(
+                patient::Entity::find()
+                    .select_only()
+                    .column(patient::Column::Id)
+                    .filter(patient::Column::CreatedBy.eq(owner))
+                    .into_query(),
+            ),
+        );
+    }
+    let deleted = update.exec_with_returning(&txn).await?.pop();
     let Some(mapping) = deleted else {
         return Ok(false);
     };

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use healthcare::entity::audit_event;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
@@ -322,16 +321,12 @@ async fn every_event_is_in_the_table_after_a_clean_shutdown_right_after_the_requ
     let state = healthcare::app::AppState::connect(test_config(&database.url))
         .await
         .expect("app state");
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let port = acceptor.local_addr()[0]
-        .as_socket_addr()
-        .expect("socket address")
-        .port();
+    let port = listener.local_addr().expect("socket address").port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(healthcare::app::run_until(state, acceptor, async {
+    let server = tokio::spawn(healthcare::app::run_until(state, listener, async {
         let _ = stopped.await;
     }));
     let client = Client {

@@ -19,6 +19,7 @@ mod lists;
 mod oauth;
 mod ownership;
 mod security;
+mod sharding;
 mod spec;
 mod tokens;
 mod webhooks;

@@ -10,9 +10,8 @@ pub mod receiver;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use healthcare::app::{AppState, build_app};
+use healthcare::app::{AppState, run_until};
 use healthcare::config::Config;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
@@ -285,6 +284,10 @@ pub fn test_config(database_url: &str) -> Config {
     config.jwt_secret = None;
     config.db_max_connections = 5;
     config.password_hash_concurrency = 2;
+    // On PostgreSQL the rate limits live in the database every test shares:
+    // each app gets budgets of its own, as a separate deployment would.
+    config.limit_scope = Some(unique("test-"));
+    config.shutdown_drain = 0;
     config
 }
 
@@ -326,18 +329,34 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(&database.url);
     configure(&mut config);
     let state = AppState::connect(config).await.expect("app state");
-    let acceptor = TcpListener::bind("127.0.0.1:0")
-        .into_acceptor()
+    serve_app(state, database).await
+}
+
+/// The real application, with `prepare` applied to its database connection
+/// before anything uses it (a metric callback that sees every statement).
+pub async fn spawn_app_on(prepare: impl FnOnce(&mut DatabaseConnection)) -> TestApp {
+    let database = TestDatabase::new();
+    let config = test_config(&database.url);
+    let mut db = healthcare::store::connect(
+        &config.database_url,
+        config.db_max_connections,
+        Duration::from_secs(config.db_acquire_timeout),
+    )
+    .await
+    .expect("connect");
+    healthcare::store::migrate(&db).await.expect("migrate");
+    prepare(&mut db);
+    let state = AppState::with_db(config, db).await.expect("app state");
+    serve_app(state, database).await
+}
+
+async fn serve_app(state: AppState, database: TestDatabase) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let port = acceptor.local_addr()[0]
-        .as_socket_addr()
-        .expect("socket address")
-        .port();
-    let app = build_app(&state);
-    tokio::spawn(async move {
-        let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
-    });
+    let port = listener.local_addr().expect("socket address").port();
+    // The server the binary runs, with its connection limits.
+    tokio::spawn(run_until(state.clone(), listener, std::future::pending()));
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::Client::builder()

@@ -1,11 +1,12 @@
 //! Several instances on one PostgreSQL database.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-use crate::support::{FreshPg, Server, connect, require_pg};
+use crate::support::{FreshPg, PASSWORD, Reply, Server, connect, require_pg, unique};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs TEST_DATABASE_URL"]
@@ -91,4 +92,97 @@ async fn two_instances_started_together_migrate_once_and_accept_each_others_toke
     // Stopped explicitly so the database can be dropped right after.
     a.stop(std::time::Duration::from_secs(20)).await;
     b.stop(std::time::Duration::from_secs(20)).await;
+}
+
+/// Wrong-password logins sent to `servers` in turn until one is refused;
+/// how many were answered 401 first, and the refusal.
+async fn failures_until_refused(
+    servers: &[&Server],
+    username: &str,
+    most: usize,
+) -> (usize, Reply) {
+    let body = serde_json::json!({"username": username, "password": "not-the-password-1"});
+    let mut failures = 0;
+    for attempt in 0..most {
+        let server = servers[attempt % servers.len()];
+        let reply = server.post("/api/auth/login/", None, &body).await;
+        match reply.status.as_u16() {
+            401 => failures += 1,
+            429 => return (failures, reply),
+            other => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    panic!("no 429 within {most} attempts ({failures} answered 401)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs TEST_DATABASE_URL"]
+async fn two_instances_on_one_database_give_an_account_one_budget_and_a_client_one_rate() {
+    let pg = require_pg();
+    let db = FreshPg::create(&pg).await;
+
+    // The account budget: 10 failures an hour, a burst of 5.
+    let env = [("LOGIN_ATTEMPTS_PER_HOUR", "10"), ("SHUTDOWN_DRAIN", "0")];
+    let mut a = Server::start(&db.url, &env).await;
+    let mut b = Server::start(&db.url, &env).await;
+    let victim = unique("victim");
+    a.register(&victim).await;
+    let (failures, refused) = failures_until_refused(&[&a, &b], &victim, 20).await;
+    assert_eq!(failures, 5, "failed guesses allowed across two instances");
+    refused.problem(429);
+    // Spent for both: even the right password is refused on either.
+    let right = serde_json::json!({"username": victim, "password": PASSWORD});
+    for server in [&a, &b] {
+        let reply = server.post("/api/auth/login/", None, &right).await;
+        reply.problem(429);
+        assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+    }
+    let direct = connect(&db.url).await;
+    let rows = direct
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT key FROM auth_limits ORDER BY key",
+        ))
+        .await
+        .expect("read auth_limits");
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "key").expect("key"))
+        .collect();
+    assert!(
+        keys.iter().any(|k| k.ends_with(&format!("fail:{victim}"))),
+        "{keys:?}"
+    );
+    let _ = direct.close().await;
+    a.stop(Duration::from_secs(20)).await;
+    b.stop(Duration::from_secs(20)).await;
+
+    // The per-IP rate: 10 a minute (one more every 6 s). Unknown usernames,
+    // so that no account budget is involved.
+    let env = [("AUTH_RATE_PER_MINUTE", "10"), ("SHUTDOWN_DRAIN", "0")];
+    let mut a = Server::start(&db.url, &env).await;
+    let mut b = Server::start(&db.url, &env).await;
+    let started = Instant::now();
+    let mut allowed = 0;
+    for attempt in 0..30 {
+        let server = if attempt % 2 == 0 { &a } else { &b };
+        let body =
+            serde_json::json!({"username": unique("nobody"), "password": "whatever-it-is-1"});
+        let reply = server.post("/api/auth/login/", None, &body).await;
+        match reply.status.as_u16() {
+            401 => allowed += 1,
+            429 => break,
+            other => panic!("unexpected {other}: {}", reply.text),
+        }
+    }
+    // Exactly the burst, plus what refilled meanwhile; two separate
+    // budgets would have allowed 20.
+    let refilled = started.elapsed().as_secs() as usize / 6;
+    assert!(
+        (10..=10 + refilled).contains(&allowed),
+        "{allowed} attempts allowed from one address across two instances in {:?}",
+        started.elapsed()
+    );
+    a.stop(Duration::from_secs(20)).await;
+    b.stop(Duration::from_secs(20)).await;
 }

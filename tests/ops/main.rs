@@ -11,6 +11,7 @@ mod common;
 mod support;
 
 mod cli;
+mod connections;
 mod durability;
 mod findings;
 mod instances;

@@ -1,5 +1,6 @@
-//! SIGTERM: stop accepting, let in-flight requests finish (within the grace
-//! period), flush the audit trail, exit 0.
+//! SIGTERM: `/readyz` turns 503 while requests are still served for the
+//! drain period, then stop accepting, let in-flight requests finish (within
+//! the grace period), flush the audit trail, exit 0.
 
 use std::time::{Duration, Instant};
 
@@ -151,7 +152,8 @@ async fn sigterm_during_a_slow_request_lets_it_complete_and_exits_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_does_not_wait_for_a_stalled_request_beyond_the_grace_period() {
     let db = TestDatabase::new();
-    let mut server = Server::start(&db.url, &[("SHUTDOWN_GRACE", "1")]).await;
+    let mut server =
+        Server::start(&db.url, &[("SHUTDOWN_GRACE", "1"), ("SHUTDOWN_DRAIN", "0")]).await;
     let user = server.user().await;
     let (mut stream, _rest) = half_sent_create(&server, &user.access, &unique("stalled-")).await;
 
@@ -173,4 +175,56 @@ async fn sigterm_does_not_wait_for_a_stalled_request_beyond_the_grace_period() {
         read.is_err() || !String::from_utf8_lossy(&raw).contains(" 201 "),
         "a request without its body was answered 201"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readyz_503_at_once_and_serves_until_the_drain_period_ends() {
+    let db = TestDatabase::new();
+    let mut server = Server::start(&db.url, &[("SHUTDOWN_DRAIN", "3")]).await;
+    assert_eq!(server.get("/readyz", None).await.status, 200);
+
+    server.terminate();
+    let signalled = Instant::now();
+    // Not ready within a moment, on a listener that still accepts.
+    loop {
+        let ready = server
+            .try_call(reqwest::Method::GET, "/readyz", None, None, &[])
+            .await
+            .expect("the listener closed before /readyz turned 503");
+        if ready.status == 503 {
+            ready.unavailable();
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "/readyz still {} {:?} after SIGTERM",
+            ready.status,
+            signalled.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let not_ready_after = signalled.elapsed();
+
+    // Other requests are still served, each closing its connection so that
+    // clients move elsewhere.
+    let health = server.get("/healthz", None).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.header("connection"), Some("close"));
+    let user = server.user().await;
+    let created = server.create_patient(&user.access, "Drained Dora").await;
+    assert_eq!(created.status, 201, "{}", created.text);
+
+    // Then the listener closes, once the drain period is over.
+    wait_until_refused(server.port, Duration::from_secs(10)).await;
+    let closed_after = signalled.elapsed();
+    assert!(
+        not_ready_after < closed_after,
+        "/readyz turned 503 after {not_ready_after:?}, the listener closed after {closed_after:?}"
+    );
+    assert!(
+        closed_after >= Duration::from_millis(2_800),
+        "the listener closed {closed_after:?} after SIGTERM, before SHUTDOWN_DRAIN (3 s)"
+    );
+    let exit = server.wait_exit(Duration::from_secs(20)).await;
+    assert!(exit.success(), "exit status {exit}:\n{}", server.log());
 }

@@ -179,11 +179,24 @@ impl Server {
     /// Starts `healthcare serve` on `database_url` with `env` added to a
     /// clean environment, without waiting for it.
     pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_under(&[], database_url, env)
+    }
+
+    /// Like [`spawn`](Self::spawn), run under `wrapper` (such as
+    /// `["prlimit", "--nofile=1024"]`).
+    pub fn spawn_under(wrapper: &[&str], database_url: &str, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let dir = std::env::temp_dir().join(unique("hc-ops-server-"));
         std::fs::create_dir_all(&dir).expect("server directory");
         let log = std::fs::File::create(dir.join("server.log")).expect("log file");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("serve")
             // Only what the test says: no JWT_SECRET, no .env from the repository.
             .env_clear()
@@ -193,6 +206,9 @@ impl Server {
             .env("RUST_LOG", "info")
             .env("PASSWORD_HASH_CONCURRENCY", "2")
             .env("DB_MAX_CONNECTIONS", "4")
+            // On PostgreSQL every server shares the per-IP limit of
+            // 127.0.0.1 through the database; tests of the limit set their own.
+            .env("AUTH_RATE_PER_MINUTE", "1000000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
@@ -211,9 +227,14 @@ impl Server {
 
     /// Starts a server and waits until `/healthz` answers 200.
     pub async fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_under(&[], database_url, env).await
+    }
+
+    /// Like [`start`](Self::start), run under `wrapper`.
+    pub async fn start_under(wrapper: &[&str], database_url: &str, env: &[(&str, &str)]) -> Self {
         let mut attempt = 0;
         loop {
-            let mut server = Self::spawn(database_url, env);
+            let mut server = Self::spawn_under(wrapper, database_url, env);
             match server.wait_healthy().await {
                 Ok(()) => return server,
                 // Another test took the free port between our check and the bind.
