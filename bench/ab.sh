@@ -43,7 +43,7 @@ cleanup() {
 trap cleanup EXIT
 
 start() { # side, database URL, port
-  DATABASE_URL="$2" BIND_ADDR="127.0.0.1:$3" RUST_LOG=warn JWT_SECRET="$SECRET" ACCESS_TOKEN_TTL=3600 \
+  DATABASE_URL="$2" BIND_ADDR="127.0.0.1:$3" RUST_LOG="${BENCH_RUST_LOG:-info}" JWT_SECRET="$SECRET" ACCESS_TOKEN_TTL=3600 \
     AUTH_RATE_PER_MINUTE=1000000 LOGIN_ATTEMPTS_PER_HOUR=1000000 DB_MAX_CONNECTIONS=16 \
     "$OUT/healthcare-$1" serve 2>>"$OUT/server-$1.log" &
   PID[$1]=$!

@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 psql "$PG/postgres" -qc "CREATE DATABASE $db"
-DATABASE_URL="$PG/$db?sslmode=disable" BIND_ADDR="127.0.0.1:$PORT" RUST_LOG=warn ACCESS_TOKEN_TTL=3600 \
+DATABASE_URL="$PG/$db?sslmode=disable" BIND_ADDR="127.0.0.1:$PORT" RUST_LOG="${BENCH_RUST_LOG:-info}" ACCESS_TOKEN_TTL=3600 \
   AUTH_RATE_PER_MINUTE=1000000 LOGIN_ATTEMPTS_PER_HOUR=1000000 \
   ./target/release/healthcare serve 2>"$OUT/server.log" &
 pid=$!

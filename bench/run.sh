@@ -87,7 +87,7 @@ psql "$PG/postgres" -qc "CREATE DATABASE $db"
 sql() { psql "$PG/$db" -v ON_ERROR_STOP=1 -qAtc "$1"; }
 
 start_ours() { # database URL, log file: starts the release server on $PORT
-  DATABASE_URL="$1" BIND_ADDR="127.0.0.1:$PORT" RUST_LOG=warn \
+  DATABASE_URL="$1" BIND_ADDR="127.0.0.1:$PORT" RUST_LOG="${BENCH_RUST_LOG:-info}" \
     JWT_SECRET="$SECRET" ACCESS_TOKEN_TTL=3600 \
     AUTH_RATE_PER_MINUTE=1000000 LOGIN_ATTEMPTS_PER_HOUR=1000000 DB_MAX_CONNECTIONS="$POOL" \
     ./target/release/healthcare serve 2>"$2" &

@@ -85,7 +85,8 @@ async fn run() -> ExitCode {
         eprintln!("error: {err}");
         return ExitCode::from(2);
     }
-    telemetry::init(cli.config.log_format, &cli.config.rust_log);
+    // Held until main returns: dropping it writes out the queued log lines.
+    let _log_writer = telemetry::init(cli.config.log_format, &cli.config.rust_log);
     if cli.config.password_min_strength < 3 {
         tracing::warn!(
             strength = cli.config.password_min_strength,

@@ -72,16 +72,19 @@ pub enum EventRecord {
     Mapping(Mapping),
 }
 
-/// What a message is about.
+/// What a message is about: `webhook`, the subscription that sent it;
+/// `event`, the event (absent in a test message); `record`, the record
+/// after the change (only with `payload: full`; absent for deletions of
+/// mappings whose patient is gone).
+// `event` and `record` carry no doc comment of their own: a described
+// reference becomes an `allOf`, which openapi-python-client cannot read
+// for a non-object schema.
 #[derive(Object, Debug, Clone)]
 pub struct WebhookData {
     /// The subscription that sent it.
     pub webhook: i64,
-    /// The event (absent in a test message).
     #[oai(skip_serializing_if_is_none)]
     pub event: Option<Event>,
-    /// The record after the change (only with `payload: full`; absent
-    /// for deletions of mappings whose patient is gone).
     #[oai(skip_serializing_if_is_none)]
     pub record: Option<EventRecord>,
 }
