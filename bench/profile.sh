@@ -52,7 +52,9 @@ wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "bench/$SCRIPT" "$B" | grep -E "Requests/
 wait "$perf_pid"
 echo
 echo "== share of the server's samples by library (kernel: [kernel.kallsyms])"
-perf report -q -i "$OUT/perf.data" --no-children --sort dso 2>/dev/null | head -12
+perf report -q -i "$OUT/perf.data" --no-children --sort dso >"$OUT/dso.txt" 2>/dev/null
+sed -n '/%/p' "$OUT/dso.txt" | sed -n 1,8p
 echo
 echo "== hottest functions (self time)"
-perf report -q -i "$OUT/perf.data" --no-children --sort symbol 2>/dev/null | head -40
+perf report -q -i "$OUT/perf.data" --no-children --sort symbol >"$OUT/symbols.txt" 2>/dev/null
+sed -n '/%/p' "$OUT/symbols.txt" | cut -c1-150 | sed 's/ *$//' | sed -n 1,30p
