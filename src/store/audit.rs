@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    EntityTrait, QueryFilter, QueryOrder, Statement,
 };
 
 use super::{Listed, Page};
@@ -140,12 +140,5 @@ pub async fn list(
     if let Some(until) = filter.until {
         query = query.filter(Column::At.lt(until));
     }
-    let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_desc(Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(db)
-        .await?;
-    Ok(Listed { items, total })
+    super::counted_page(db, query, page, |q| q.order_by_desc(Column::Id)).await
 }

@@ -6,7 +6,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder,
 };
 
 use super::{Listed, Page};
@@ -69,14 +69,10 @@ pub async fn list(
     if let Some(owner) = by.owner_filter() {
         query = query.filter(service_client::Column::OwnerId.eq(owner));
     }
-    let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_asc(service_client::Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(db)
-        .await?;
-    Ok(Listed { items, total })
+    super::counted_page(db, query, page, |q| {
+        q.order_by_asc(service_client::Column::Id)
+    })
+    .await
 }
 
 /// Applies `change` to a live client and refuses every token issued to it

@@ -5,7 +5,7 @@
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Select,
+    QueryFilter, Select,
 };
 
 use super::history::NewVersion;
@@ -168,13 +168,10 @@ pub async fn list(
         query =
             query.filter(doctor::Column::SpecializationKey.eq(fold_case(specialization.as_str())));
     }
-    let total = query.clone().count(db).await?;
-    let items = sorted(query, filter.sort, doctor::Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(db)
-        .await?;
-    Ok(Listed { items, total })
+    super::counted_page(db, query, page, |q| {
+        sorted(q, filter.sort, doctor::Column::Id)
+    })
+    .await
 }
 
 /// A live doctor.

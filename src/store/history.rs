@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, Statement,
 };
 
 use super::{Listed, Page};
@@ -74,14 +73,10 @@ pub async fn list(
     let query = record_version::Entity::find()
         .filter(record_version::Column::Resource.eq(resource.as_str()))
         .filter(record_version::Column::ResourceId.eq(id));
-    let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_desc(record_version::Column::Version)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(db)
-        .await?;
-    Ok(Listed { items, total })
+    super::counted_page(db, query, page, |q| {
+        q.order_by_desc(record_version::Column::Version)
+    })
+    .await
 }
 
 /// One version of one record.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend,
-    DbErr, SqlErr, Statement,
+    DbErr, EntityTrait, Select, SqlErr, Statement,
 };
 
 use crate::domain::Actor;
@@ -90,6 +90,29 @@ pub fn contains_ci<C: sea_orm::ColumnTrait>(
 pub struct Listed<T> {
     pub items: Vec<T>,
     pub total: u64,
+}
+
+/// One page of `query`'s rows, in the order `order` puts them, with how
+/// many rows the query has in all (a list's `X-Total-Count`).
+pub async fn counted_page<E, C>(
+    db: &C,
+    query: Select<E>,
+    page: Page,
+    order: impl FnOnce(Select<E>) -> Select<E>,
+) -> Result<Listed<E::Model>, DbErr>
+where
+    E: EntityTrait,
+    E::Model: Send + Sync,
+    C: ConnectionTrait,
+{
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let total = query.clone().count(db).await?;
+    let items = order(query)
+        .limit(page.limit())
+        .offset(page.offset())
+        .all(db)
+        .await?;
+    Ok(Listed { items, total })
 }
 
 /// Every query is a prepared statement of a fixed shape whose best plan does

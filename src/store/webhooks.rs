@@ -75,14 +75,7 @@ pub async fn list(
     page: Page,
 ) -> Result<Listed<webhook::Model>, DbErr> {
     let query = webhook::Entity::find().filter(webhook::Column::OwnerId.eq(owner));
-    let total = query.clone().count(db).await?;
-    let items = query
-        .order_by_asc(webhook::Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(db)
-        .await?;
-    Ok(Listed { items, total })
+    super::counted_page(db, query, page, |q| q.order_by_asc(webhook::Column::Id)).await
 }
 
 /// One of the caller's subscriptions; `None` for anyone else's.
@@ -215,13 +208,10 @@ pub async fn attempts(
         return Ok(None);
     }
     let query = webhook_attempt::Entity::find().filter(webhook_attempt::Column::WebhookId.eq(id));
-    let total = query.clone().count(db).await?;
-    let rows = query
-        .order_by_desc(webhook_attempt::Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(db)
-        .await?;
+    let Listed { items: rows, total } = super::counted_page(db, query, page, |q| {
+        q.order_by_desc(webhook_attempt::Column::Id)
+    })
+    .await?;
     let ids: Vec<i64> = rows.iter().map(|a| a.delivery_id).collect();
     let deliveries = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::Id.is_in(ids))
