@@ -74,37 +74,6 @@ async fn patients_of(app: &TestApp, user_id: i64) -> u64 {
         .expect("count patients")
 }
 
-/// A JSON POST with extra headers.
-async fn post_from(
-    app: &TestApp,
-    path: &str,
-    token: Option<&str>,
-    headers: &[(&str, &str)],
-    body: Value,
-) -> Reply {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    app.raw(
-        Method::POST,
-        path,
-        token,
-        &all,
-        body.to_string().into_bytes(),
-    )
-    .await
-}
-
-async fn login_from(app: &TestApp, ip: &str, username: &str, password: &str) -> Reply {
-    post_from(
-        app,
-        "/api/auth/login/",
-        None,
-        &[("x-forwarded-for", ip)],
-        json!({"username": username, "password": password}),
-    )
-    .await
-}
-
 // ------------------------------------- 1. metric labels are a bounded set
 
 /// `http_requests_total` series of an exposition, as label maps.
@@ -473,13 +442,13 @@ async fn finding_05_a_guesser_elsewhere_cannot_lock_the_owner_out() {
     // Every attempt, with the action and address the trail must show.
     let mut attempts: Vec<(Reply, &str, &str)> = Vec::new();
 
-    let first = login_from(&app, home, &owner, PASSWORD).await;
+    let first = app.login_from(home, &owner, PASSWORD).await;
     assert_eq!(first.status, 200, "{}", first.text);
     attempts.push((first, "login_success", home));
 
     let mut guesses = 0;
     loop {
-        let reply = login_from(&app, guesser, &owner, WRONG_PASSWORD).await;
+        let reply = app.login_from(guesser, &owner, WRONG_PASSWORD).await;
         let locked = reply.status == 429;
         if locked {
             assert_429(&reply);
@@ -497,7 +466,7 @@ async fn finding_05_a_guesser_elsewhere_cannot_lock_the_owner_out() {
     // The guesser is locked out, even with the right password, and so is
     // any address the account never logged in from.
     for ip in [guesser, stranger] {
-        let reply = login_from(&app, ip, &owner, PASSWORD).await;
+        let reply = app.login_from(ip, &owner, PASSWORD).await;
         assert_429(&reply);
         attempts.push((reply, "login_failure", ip));
     }
@@ -505,14 +474,14 @@ async fn finding_05_a_guesser_elsewhere_cannot_lock_the_owner_out() {
     // The owner, from the address they logged in from, is not; and their
     // successful logins do not spend their own allowance.
     for _ in 0..6 {
-        let reply = login_from(&app, home, &owner, PASSWORD).await;
+        let reply = app.login_from(home, &owner, PASSWORD).await;
         assert_eq!(reply.status, 200, "owner locked out: {}", reply.text);
         attempts.push((reply, "login_success", home));
     }
-    let typo = login_from(&app, home, &owner, WRONG_PASSWORD).await;
+    let typo = app.login_from(home, &owner, WRONG_PASSWORD).await;
     typo.problem(401);
     attempts.push((typo, "login_failure", home));
-    let again = login_from(&app, home, &owner, PASSWORD).await;
+    let again = app.login_from(home, &owner, PASSWORD).await;
     assert_eq!(again.status, 200, "{}", again.text);
     attempts.push((again, "login_success", home));
 
@@ -1216,25 +1185,25 @@ async fn finding_13_same_origin_and_allowed_origin_posts_are_not_refused() {
 
     // A browser sends Origin on a same-origin POST: the server's own origin.
     let own = app.address.clone();
-    let same = post_from(
-        &app,
-        "/api/patients/",
-        Some(&user.access),
-        &[("origin", own.as_str())],
-        body.clone(),
-    )
-    .await;
+    let same = app
+        .post_with_headers(
+            "/api/patients/",
+            Some(&user.access),
+            &[("origin", own.as_str())],
+            body.clone(),
+        )
+        .await;
     assert_eq!(same.status, 201, "same origin: {}", same.text);
     assert!(same.header("access-control-allow-origin").is_none());
 
-    let listed_origin = post_from(
-        &app,
-        "/api/patients/",
-        Some(&user.access),
-        &[("origin", ORIGIN)],
-        body.clone(),
-    )
-    .await;
+    let listed_origin = app
+        .post_with_headers(
+            "/api/patients/",
+            Some(&user.access),
+            &[("origin", ORIGIN)],
+            body.clone(),
+        )
+        .await;
     assert_eq!(listed_origin.status, 201, "{}", listed_origin.text);
     assert_eq!(
         listed_origin.header("access-control-allow-origin"),
@@ -1242,14 +1211,14 @@ async fn finding_13_same_origin_and_allowed_origin_posts_are_not_refused() {
     );
 
     // Another origin gets no CORS grant: its script cannot read the answer.
-    let other = post_from(
-        &app,
-        "/api/patients/",
-        Some(&user.access),
-        &[("origin", "https://evil.example")],
-        body,
-    )
-    .await;
+    let other = app
+        .post_with_headers(
+            "/api/patients/",
+            Some(&user.access),
+            &[("origin", "https://evil.example")],
+            body,
+        )
+        .await;
     assert!(other.header("access-control-allow-origin").is_none());
     assert_eq!(
         patients_of(&app, user.id).await,

@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, Reply, TestApp, User, spawn_app, spawn_app_with, unique};
 
-const LOGIN: &str = "/api/auth/login/";
 const REGISTER: &str = "/api/auth/register/";
 const REFRESH: &str = "/api/auth/token/refresh/";
 const ME: &str = "/api/auth/me/";
@@ -39,30 +38,6 @@ fn assert_rate_limited(reply: &Reply) -> u64 {
     assert!(seconds <= 3600, "Retry-After: {seconds}");
     assert!(!reply.text.contains("\"access\""), "{}", reply.text);
     seconds
-}
-
-/// A JSON POST with extra request headers.
-async fn post_with(app: &TestApp, path: &str, headers: &[(&str, &str)], body: Value) -> Reply {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    app.raw(
-        Method::POST,
-        path,
-        None,
-        &all,
-        body.to_string().into_bytes(),
-    )
-    .await
-}
-
-async fn login_from(app: &TestApp, forwarded_for: &str, username: &str, password: &str) -> Reply {
-    post_with(
-        app,
-        LOGIN,
-        &[("x-forwarded-for", forwarded_for)],
-        json!({"username": username, "password": password}),
-    )
-    .await
 }
 
 async fn register_ok(app: &TestApp, username: &str) -> i64 {
@@ -359,13 +334,9 @@ async fn x_forwarded_for_is_ignored_without_a_trusted_proxy() {
 
     let mut limited = None;
     for attempt in 1..=4u8 {
-        let reply = login_from(
-            &app,
-            &format!("203.0.113.{attempt}"),
-            &username,
-            WRONG_PASSWORD,
-        )
-        .await;
+        let reply = app
+            .login_from(&format!("203.0.113.{attempt}"), &username, WRONG_PASSWORD)
+            .await;
         if reply.status == 429 {
             limited = Some(reply);
             break;
@@ -391,9 +362,9 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     })
     .await;
     let username = unique("proxied");
-    let reg = post_with(
-        &app,
+    let reg = app.post_with_headers(
         REGISTER,
+        None,
         &[("x-forwarded-for", "198.51.100.200")],
         json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
     )
@@ -403,7 +374,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     let first = "198.51.100.7";
     let mut limited = None;
     for attempt in 1..=4 {
-        let reply = login_from(&app, first, &username, PASSWORD).await;
+        let reply = app.login_from(first, &username, PASSWORD).await;
         if reply.status == 429 {
             limited = Some(reply);
             break;
@@ -413,11 +384,13 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     assert_rate_limited(&limited.expect("no 429 for one forwarded client"));
 
     // Prepending a made-up address does not hide the real client.
-    let spoofed = login_from(&app, &format!("192.0.2.1, {first}"), &username, PASSWORD).await;
+    let spoofed = app
+        .login_from(&format!("192.0.2.1, {first}"), &username, PASSWORD)
+        .await;
     assert_rate_limited(&spoofed);
 
     // Another client behind the same proxy has a budget of its own.
-    let second = login_from(&app, "198.51.100.8", &username, PASSWORD).await;
+    let second = app.login_from("198.51.100.8", &username, PASSWORD).await;
     assert_eq!(second.status, 200, "{}", second.text);
     let request_id = second.header("x-request-id").expect("request id");
     assert_eq!(

@@ -441,6 +441,37 @@ impl TestApp {
         self.request(Method::POST, path, token, Some(body)).await
     }
 
+    /// A JSON POST with extra request headers.
+    pub async fn post_with_headers(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Value,
+    ) -> Reply {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.raw(
+            Method::POST,
+            path,
+            token,
+            &all,
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+
+    /// A login that a trusted proxy says came from `forwarded_for`.
+    pub async fn login_from(&self, forwarded_for: &str, username: &str, password: &str) -> Reply {
+        self.post_with_headers(
+            "/api/auth/login/",
+            None,
+            &[("x-forwarded-for", forwarded_for)],
+            json!({"username": username, "password": password}),
+        )
+        .await
+    }
+
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
         self.request(Method::PUT, path, Some(token), Some(body))
             .await
