@@ -182,29 +182,26 @@ async fn a_client_acts_for_its_owner_only_narrowed_by_its_scopes() {
     );
 
     // The audit trail names the client and the user it acts for.
-    let event = audit_event::Entity::find()
-        .filter(audit_event::Column::Action.eq("list"))
-        .filter(audit_event::Column::ClientId.eq(client.id))
-        .one(&app.db)
+    let event = client_event(&app, "list", client.id)
         .await
-        .unwrap()
         .expect("the list is audited with the client");
     assert_eq!(event.actor_id, Some(alice.id));
-    let issued = audit_event::Entity::find()
-        .filter(audit_event::Column::Action.eq("token_issued"))
-        .filter(audit_event::Column::ClientId.eq(client.id))
+    let issued = client_event(&app, "token_issued", client.id)
+        .await
+        .expect("the token's issue is audited");
+    assert_eq!(issued.actor_id, Some(alice.id));
+    let refused = client_event(&app, "forbidden", client.id).await;
+    assert!(refused.is_some(), "the 403 is audited with the client");
+}
+
+/// The first audit event of `action` that names service client `client`.
+async fn client_event(app: &TestApp, action: &str, client: i64) -> Option<audit_event::Model> {
+    audit_event::Entity::find()
+        .filter(audit_event::Column::Action.eq(action))
+        .filter(audit_event::Column::ClientId.eq(client))
         .one(&app.db)
         .await
         .unwrap()
-        .expect("the token's issue is audited");
-    assert_eq!(issued.actor_id, Some(alice.id));
-    let refused = audit_event::Entity::find()
-        .filter(audit_event::Column::Action.eq("forbidden"))
-        .filter(audit_event::Column::ClientId.eq(client.id))
-        .one(&app.db)
-        .await
-        .unwrap();
-    assert!(refused.is_some(), "the 403 is audited with the client");
 }
 
 #[tokio::test]
