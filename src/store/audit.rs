@@ -53,26 +53,39 @@ pub async fn commit_batch(db: &DatabaseConnection, events: &[Event]) -> Result<(
         insert(&txn, events).await?;
         return txn.commit().await;
     }
-    let rows: Vec<serde_json::Value> = events
+    // Written straight from the events, without a `serde_json::Value` tree.
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        at: DateTime<Utc>,
+        actor_id: Option<i64>,
+        client_id: Option<i64>,
+        action: &'static str,
+        resource_type: &'static str,
+        resource_id: Option<i64>,
+        status: u16,
+        ip: Option<&'a str>,
+        request_id: &'a str,
+    }
+    let rows: Vec<Row<'_>> = events
         .iter()
-        .map(|e| {
-            serde_json::json!({
-                "at": e.at,
-                "actor_id": e.actor.user_id,
-                "client_id": e.actor.client_id,
-                "action": e.action.as_str(),
-                "resource_type": e.resource.as_str(),
-                "resource_id": e.resource_id,
-                "status": e.status,
-                "ip": e.actor.ip,
-                "request_id": e.actor.request_id,
-            })
+        .map(|e| Row {
+            at: e.at,
+            actor_id: e.actor.user_id,
+            client_id: e.actor.client_id,
+            action: e.action.as_str(),
+            resource_type: e.resource.as_str(),
+            resource_id: e.resource_id,
+            status: e.status,
+            ip: e.actor.ip.as_deref(),
+            request_id: &e.actor.request_id,
         })
         .collect();
+    let rows = serde_json::to_string(&rows)
+        .map_err(|e| DbErr::Custom(format!("encoding audit events: {e}")))?;
     db.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         BATCH_INSERT,
-        [serde_json::Value::Array(rows).to_string().into()],
+        [rows.into()],
     ))
     .await
     .map(drop)
